@@ -1,0 +1,117 @@
+"""The Game pytree and its host-side validation."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import numpy as np
+
+
+class InvalidGameError(ValueError):
+    """A preference matrix that is not a valid general-preference game."""
+
+
+class Game(NamedTuple):
+    """A symmetric two-player preference game over n responses.
+
+    ``P[i, j] = Pr(i beats j)``; a valid matrix has entries in [0, 1], ``P + P.T = 1`` and a
+    diagonal of 1/2. The pytree holds arrays only, so games stack and vmap: a batch of games is a
+    ``Game`` whose ``P`` has shape ``(B, n, n)``.
+    """
+
+    P: jax.Array
+
+    @property
+    def n(self) -> int:
+        return self.P.shape[-1]
+
+
+DEFAULT_ATOL = 1e-9
+
+
+def _where(mask: np.ndarray) -> tuple[int, int]:
+    i, j = np.argwhere(mask)[0]
+    return int(i), int(j)
+
+
+def validate_matrix(P, *, atol: float = DEFAULT_ATOL) -> np.ndarray:
+    """Check that ``P`` is a valid preference matrix; return it as a float64 NumPy array.
+
+    Each violation raises :class:`InvalidGameError` naming the first offending entry and how far
+    off it is. ``atol`` is the tolerance for ``P + P.T = 1`` and the diagonal.
+    """
+    try:
+        arr = np.asarray(P)
+    except Exception as exc:  # ragged nested lists and the like
+        raise InvalidGameError(f"preference matrix is not an array: {exc}") from exc
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise InvalidGameError(f"preference matrix must be numeric, got dtype {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise InvalidGameError("preference matrix must be real, got complex entries")
+    if arr.ndim != 2:
+        raise InvalidGameError(f"preference matrix must be 2-D, got shape {arr.shape}")
+    n, m = arr.shape
+    if n != m:
+        raise InvalidGameError(f"preference matrix must be square, got shape {arr.shape}")
+    if n < 2:
+        raise InvalidGameError(f"a game needs at least 2 responses, got shape {arr.shape}")
+    arr = arr.astype(np.float64)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        i, j = _where(bad)
+        raise InvalidGameError(
+            f"preference matrix has {int(bad.sum())} non-finite entries, first P[{i}, {j}] = {arr[i, j]}"
+        )
+    out = (arr < 0) | (arr > 1)
+    if out.any():
+        i, j = _where(out)
+        raise InvalidGameError(
+            f"entries must lie in [0, 1]: P[{i}, {j}] = {arr[i, j]!r} ({int(out.sum())} entries outside)"
+        )
+    diag = np.abs(np.diag(arr) - 0.5)
+    if diag.max() > atol:
+        i = int(np.argmax(diag))
+        raise InvalidGameError(
+            f"diagonal must be 1/2: P[{i}, {i}] = {arr[i, i]!r} (off by {diag[i]:.3g} > atol {atol:g})"
+        )
+    sym = np.abs(arr + arr.T - 1.0)
+    if sym.max() > atol:
+        i, j = np.unravel_index(int(np.argmax(sym)), sym.shape)
+        raise InvalidGameError(
+            f"P + P.T must equal 1: P[{i}, {j}] + P[{j}, {i}] = {arr[i, j] + arr[j, i]!r} "
+            f"(off by {sym[i, j]:.3g} > atol {atol:g}; largest violation)"
+        )
+    return arr
+
+
+def make_game(P, *, atol: float = DEFAULT_ATOL, dtype=None) -> Game:
+    """Validate ``P`` on the host and wrap it as a :class:`Game`.
+
+    The matrix is symmetrized exactly (``(P - P.T + 1) / 2`` with diagonal 1/2) after passing
+    validation, so that tiny violations within ``atol`` do not leak into the dynamics.
+    """
+    import jax.numpy as jnp
+
+    arr = validate_matrix(P, atol=atol)
+    arr = 0.5 * (arr - arr.T + 1.0)
+    np.fill_diagonal(arr, 0.5)
+    return Game(P=jnp.asarray(arr, dtype=dtype or _default_float()))
+
+
+def _default_float():
+    import jax.numpy as jnp
+
+    return jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+
+
+def stack_games(games) -> Game:
+    """Stack games of equal size into one batched :class:`Game` (leading batch axis)."""
+    import jax.numpy as jnp
+
+    games = list(games)
+    if not games:
+        raise InvalidGameError("cannot stack an empty list of games")
+    sizes = {g.n for g in games}
+    if len(sizes) != 1:
+        raise InvalidGameError(f"games in a batch must have the same size, got sizes {sorted(sizes)}")
+    return Game(P=jnp.stack([g.P for g in games]))
