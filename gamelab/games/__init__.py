@@ -1,4 +1,67 @@
 """Games: the Game pytree, validation, named games, generators and loaders."""
 from gamelab.games.core import DEFAULT_ATOL, Game, InvalidGameError, make_game, stack_games, validate_matrix
+from gamelab.games.io import (
+    Correction,
+    CrossTable,
+    GameFileError,
+    from_payoff,
+    load_crosstable,
+    load_game_file,
+    load_matrix,
+)
+from gamelab.games.named import (
+    GAMES,
+    GameEntry,
+    GameSpecError,
+    Param,
+    biased_rps,
+    bradley_terry,
+    build_game,
+    comal3,
+    cyclic,
+    describe_games,
+    disc_game,
+    disc_matrix,
+    game_names,
+    parse_game,
+    random_game,
+    random_matrix,
+    rps,
+    transitive,
+)
 
-__all__ = ["DEFAULT_ATOL", "Game", "InvalidGameError", "make_game", "stack_games", "validate_matrix"]
+__all__ = [
+    "DEFAULT_ATOL",
+    "Game",
+    "InvalidGameError",
+    "make_game",
+    "stack_games",
+    "validate_matrix",
+    # io
+    "Correction",
+    "CrossTable",
+    "GameFileError",
+    "from_payoff",
+    "load_crosstable",
+    "load_game_file",
+    "load_matrix",
+    # named
+    "GAMES",
+    "GameEntry",
+    "GameSpecError",
+    "Param",
+    "biased_rps",
+    "bradley_terry",
+    "build_game",
+    "comal3",
+    "cyclic",
+    "describe_games",
+    "disc_game",
+    "disc_matrix",
+    "game_names",
+    "parse_game",
+    "random_game",
+    "random_matrix",
+    "rps",
+    "transitive",
+]
