@@ -169,11 +169,11 @@ def from_payoff(V, scale: float | None = None, *, atol: float = DEFAULT_ATOL, dt
     if worst > tol:
         if i == j:
             raise InvalidGameError(
-                f"payoff table must have a zero diagonal: V[{i}, {i}] = {arr[i, i]!r}"
+                f"payoff table must have a zero diagonal: V[{i}, {i}] = {float(arr[i, i])!r}"
             )
         raise InvalidGameError(
             f"payoff table must be antisymmetric (V + V.T = 0): V[{i}, {j}] + V[{j}, {i}] = "
-            f"{arr[i, j] + arr[j, i]!r} (largest violation, tolerance {tol:.3g})"
+            f"{float(arr[i, j] + arr[j, i])!r} (largest violation, tolerance {tol:.3g})"
         )
     vmax = float(np.abs(arr).max())
     if scale is None:
