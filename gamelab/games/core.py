@@ -87,13 +87,15 @@ def validate_matrix(P, *, atol: float = DEFAULT_ATOL) -> np.ndarray:
 def make_game(P, *, atol: float = DEFAULT_ATOL, dtype=None) -> Game:
     """Validate ``P`` on the host and wrap it as a :class:`Game`.
 
-    The matrix is symmetrized exactly (``(P - P.T + 1) / 2`` with diagonal 1/2) after passing
-    validation, so that tiny violations within ``atol`` do not leak into the dynamics.
+    After validation the lower triangle is set to exactly ``1 − P.T`` and the diagonal to 1/2, so
+    that tiny violations within ``atol`` do not leak into the dynamics (the upper triangle is kept
+    bit for bit).
     """
     import jax.numpy as jnp
 
     arr = validate_matrix(P, atol=atol)
-    arr = 0.5 * (arr - arr.T + 1.0)
+    upper = np.triu(arr, 1)
+    arr = upper + np.tril(1.0 - arr.T, -1)
     np.fill_diagonal(arr, 0.5)
     return Game(P=jnp.asarray(arr, dtype=dtype or _default_float()))
 

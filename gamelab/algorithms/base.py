@@ -1,0 +1,105 @@
+"""The algorithm record and the one registry.
+
+An algorithm is a pair of pure functions over a NamedTuple state, with its hyper-parameters as a
+NamedTuple pytree passed as a (traced) argument, so that a sweep over η is a vmap, not a recompile:
+
+    state = algo.init(game, hp, init_logits, ref_logits)
+    state = algo.step(game, hp, state)        # one game, one policy, branch-free
+
+Every state has a field ``logp`` (the current last-iterate log-policy, normalized; ``-inf`` marks
+probability exactly zero) and, where the algorithm uses one, ``ref``. The runner (``gamelab.run``)
+is the only place that jits, vmaps or scans.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+# Constraints a hyper-parameter value can carry; checked on the host before anything is traced.
+CONSTRAINTS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], str]] = {
+    "positive": (lambda x: x > 0, "must be > 0"),
+    "nonnegative": (lambda x: x >= 0, "must be >= 0"),
+    "count": (lambda x: (x >= 1) & (x == np.round(x)), "must be a whole number >= 1"),
+    "flag": (lambda x: (x == 0) | (x == 1), "must be 0 or 1 (false or true)"),
+}
+
+# What an algorithm's last iterate converges to (DESIGN §3); the test suite keys its theorems on it.
+TARGETS = ("nash", "regularized_nash", "biased_regularized_nash", "none", "average_only")
+
+
+class Algorithm(NamedTuple):
+    name: str
+    hparams: type  # NamedTuple class with defaults
+    constraints: tuple[tuple[str, str], ...]  # (field, constraint name)
+    init: Callable[..., Any]
+    step: Callable[..., Any]
+    target: str
+    description: str
+
+    def make_hparams(self, **values) -> Any:
+        """Validated hyper-parameters; unknown names raise, missing ones take their defaults."""
+        unknown = sorted(set(values) - set(self.hparams._fields))
+        if unknown:
+            raise ValueError(
+                f"{self.name} does not take {', '.join(unknown)}; it takes "
+                f"{', '.join(self.hparams._fields) or 'no hyper-parameters'}"
+            )
+        hp = self.hparams(**values)
+        validate_hparams(self, hp)
+        return hp
+
+    @property
+    def uses_tau(self) -> bool:
+        return "tau" in self.hparams._fields
+
+
+def validate_hparams(algo: Algorithm, hp) -> None:
+    """Raise ``ValueError`` naming the hyper-parameter, its value and the rule it breaks."""
+    rules = dict(algo.constraints)
+    for field in hp._fields:
+        value = getattr(hp, field)
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{algo.name}: {field} must be a number, got {value!r}") from None
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{algo.name}: {field} must be finite, got {value!r}")
+        rule = rules.get(field)
+        if rule is not None:
+            check, message = CONSTRAINTS[rule]
+            bad = ~check(arr)
+            if np.any(bad):
+                shown = arr if arr.ndim == 0 else arr[bad][0]
+                raise ValueError(f"{algo.name}: {field} {message}, got {float(shown):g}")
+
+
+REGISTRY: dict[str, Algorithm] = {}
+
+
+def register(algo: Algorithm) -> Algorithm:
+    if algo.name in REGISTRY:
+        raise KeyError(f"algorithm {algo.name!r} is registered twice")
+    if algo.target not in TARGETS:
+        raise ValueError(f"unknown target {algo.target!r}")
+    REGISTRY[algo.name] = algo
+    return algo
+
+
+def algorithm_names() -> list[str]:
+    return sorted(REGISTRY)
+
+
+def get_algorithm(name: str) -> Algorithm:
+    """The registered algorithm ``name``; ``comal:inner=mmd`` picks COMAL's inner solver."""
+    base, _, options = name.partition(":")
+    if base not in REGISTRY:
+        raise ValueError(f"unknown algorithm {base!r}; known: {', '.join(algorithm_names())}")
+    if not options:
+        return REGISTRY[base]
+    from gamelab.algorithms import prox  # variants are built by their family's factory
+
+    kwargs = dict(kv.split("=", 1) for kv in options.split(",") if "=" in kv)
+    if base != "comal" or set(kwargs) - {"inner"} or "=" not in options:
+        raise ValueError(f"{name!r}: only comal takes an option (comal:inner=SOLVER)")
+    return prox.make_comal(kwargs["inner"])

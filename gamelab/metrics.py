@@ -1,0 +1,97 @@
+"""Metrics of a policy in a preference game: pure, unbatched functions (callers vmap).
+
+Policies are given as logits (any additive normalization; ``-inf`` marks a response with
+probability exactly zero). Conventions (DESIGN §2):
+
+* exploitability ``e(π) = max_y (Pπ)_y − 1/2`` ∈ [0, 1/2], zero exactly at a Nash policy;
+* duality gap ``DG(π) = 2·e(π)`` — the two are reported under their own names, never mixed;
+* regularized gap ``DG_τ(π) = 2·[τ·log Σ_y ref_y·exp((Pπ)_y/τ) + τ·KL(π‖ref) − 1/2]`` ≥ 0, zero only
+  at the KL-regularized Nash π*_τ.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.special import logsumexp
+
+
+def log_normalize(logits: jax.Array) -> jax.Array:
+    """Log-probabilities from logits (``-inf`` entries stay ``-inf``)."""
+    return jax.nn.log_softmax(logits)
+
+
+def probs(logits: jax.Array) -> jax.Array:
+    return jax.nn.softmax(logits)
+
+
+def win_rates(P: jax.Array, logits: jax.Array) -> jax.Array:
+    """``g(π) = Pπ``: the probability that each response beats a draw from π."""
+    return P @ probs(logits)
+
+
+def exploitability(P: jax.Array, logits: jax.Array) -> jax.Array:
+    """``max_y (Pπ)_y − 1/2``; clipped at 0 only against rounding (it is ≥ 0 in exact arithmetic)."""
+    return jnp.maximum(jnp.max(win_rates(P, logits)) - 0.5, 0.0)
+
+
+def duality_gap(P: jax.Array, logits: jax.Array) -> jax.Array:
+    """``2·exploitability``: the gap of the symmetric zero-sum game with payoff P − 1/2."""
+    return 2.0 * exploitability(P, logits)
+
+
+def kl(logits_p: jax.Array, logits_q: jax.Array) -> jax.Array:
+    """``KL(p‖q)`` computed in log space; ``0·log 0 = 0``, and ``+inf`` where q = 0 < p."""
+    lp, lq = log_normalize(logits_p), log_normalize(logits_q)
+    p = jnp.exp(lp)
+    terms = jnp.where(p > 0, p * (lp - lq), 0.0)
+    return jnp.maximum(jnp.sum(terms), 0.0)
+
+
+def entropy(logits: jax.Array) -> jax.Array:
+    lp = log_normalize(logits)
+    p = jnp.exp(lp)
+    return -jnp.sum(jnp.where(p > 0, p * lp, 0.0))
+
+
+def win_rate(P: jax.Array, logits: jax.Array, ref_logits: jax.Array) -> jax.Array:
+    """``P(π ≻ π_ref) = πᵀ P π_ref``."""
+    return probs(logits) @ P @ probs(ref_logits)
+
+
+def regularized_gap(P: jax.Array, logits: jax.Array, ref_logits: jax.Array, tau) -> jax.Array:
+    """``DG_τ(π)``: twice the gap of the KL-regularized game toward ``ref`` with strength ``τ > 0``.
+
+    ``τ·log Σ ref·exp(g/τ)`` is evaluated as a log-sum-exp, so it stays finite for small τ.
+    """
+    g = win_rates(P, logits)
+    best = tau * logsumexp(log_normalize(ref_logits) + g / tau)
+    return jnp.maximum(2.0 * (best + tau * kl(logits, ref_logits) - 0.5), 0.0)
+
+
+METRIC_NAMES = (
+    "exploitability",
+    "duality_gap",
+    "regularized_gap",
+    "kl_to_target",
+    "entropy",
+    "win_rate_vs_ref",
+)
+
+
+def policy_metrics(P, logits, ref_logits, *, tau=None, target_logits=None) -> dict[str, jax.Array]:
+    """Every metric of one policy as a dict of scalars.
+
+    ``regularized_gap`` is present only when ``tau`` is given and ``kl_to_target`` (``KL(target‖π)``,
+    the Lyapunov function of prox-point methods when the target is a Nash) only when a target is.
+    """
+    out = {
+        "exploitability": exploitability(P, logits),
+        "duality_gap": duality_gap(P, logits),
+        "entropy": entropy(logits),
+        "win_rate_vs_ref": win_rate(P, logits, ref_logits),
+    }
+    if tau is not None:
+        out["regularized_gap"] = regularized_gap(P, logits, ref_logits, tau)
+    if target_logits is not None:
+        out["kl_to_target"] = kl(target_logits, logits)
+    return out

@@ -1,0 +1,246 @@
+"""The only loop: one ``lax.scan`` over recording intervals, vmapped for batches.
+
+:func:`simulate` is the pure driver for one game and one policy; :func:`run` and :func:`run_batch`
+are the host-side entry points: they validate every input once, fill defaults (uniform initial
+policy and reference, the LP Nash as the KL target), then call the jitted driver. Metrics come back
+as stacked arrays, for the last iterate and (prefixed ``avg_``) for the average iterate
+(1/(t+1))·Σ_{s≤t} π_s. Trace row r is step ``r·record_every``; row 0 is the initial policy.
+"""
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from gamelab.algorithms import Algorithm, get_algorithm
+from gamelab.games.core import Game, make_game, validate_matrix
+from gamelab.metrics import policy_metrics
+from gamelab.nash import exact_nash
+
+
+class RunResult(NamedTuple):
+    """Outputs of a run; arrays carry a leading batch axis for :func:`run_batch`."""
+
+    state: Any  # final algorithm state
+    logp: jax.Array  # final last-iterate log-policy
+    avg_policy: jax.Array  # final average-iterate policy (probabilities)
+    steps: np.ndarray  # (R,) the step index of each trace row
+    trace: dict  # metric name -> (..., R) array; 'avg_' prefix for the average iterate
+    final: dict  # metric name -> (...) array at the last step
+
+    @property
+    def policy(self) -> jax.Array:
+        return jnp.exp(self.logp)
+
+
+def _metrics(P, logp, avg, ref, tau, target):
+    last = policy_metrics(P, logp, ref, tau=tau, target_logits=target)
+    mean = policy_metrics(P, jnp.log(avg), ref, tau=tau, target_logits=target)
+    return {**last, **{f"avg_{k}": v for k, v in mean.items()}}
+
+
+def simulate(algo: Algorithm, game: Game, hp, init_logp, ref_logp, target_logp, metric_tau, *, steps: int, record_every: int):
+    """Run ``steps`` steps of ``algo`` on one game; record metrics every ``record_every`` steps.
+
+    Pure and unbatched. ``target_logp`` (KL target) and ``metric_tau`` (for the regularized gap)
+    may be None, in which case those metrics are absent.
+    """
+    P = game.P
+    state = algo.init(game, hp, init_logp, ref_logp)
+
+    def advance(_, carry):
+        state, avg, t = carry
+        state = algo.step(game, hp, state)
+        t = t + 1
+        avg = avg + (jnp.exp(state.logp) - avg) / (t + 1)
+        return state, avg, t
+
+    def interval(carry, _):
+        carry = lax.fori_loop(0, record_every, advance, carry)
+        state, avg, _ = carry
+        return carry, _metrics(P, state.logp, avg, ref_logp, metric_tau, target_logp)
+
+    carry = (state, jnp.exp(state.logp), jnp.zeros((), jnp.int32))
+    first = _metrics(P, state.logp, carry[1], ref_logp, metric_tau, target_logp)
+    carry, rows = lax.scan(interval, carry, None, length=steps // record_every)
+    carry = lax.fori_loop(0, steps % record_every, advance, carry)
+    state, avg, _ = carry
+    trace = {k: jnp.concatenate([first[k][None], rows[k]]) for k in first}
+    final = _metrics(P, state.logp, avg, ref_logp, metric_tau, target_logp)
+    return state, avg, trace, final
+
+
+_STATIC = ("algo", "steps", "record_every")
+_simulate_jit = jax.jit(simulate, static_argnames=_STATIC)
+_simulate_batch = jax.vmap(simulate, in_axes=(None, 0, 0, 0, 0, 0, 0))
+_simulate_batch_jit = jax.jit(
+    lambda algo, *args, steps, record_every: _simulate_batch(algo, *args, steps=steps, record_every=record_every),
+    static_argnames=_STATIC,
+)
+
+
+# ------------------------------------------------------------------------------ host side
+def _float_dtype(dtype):
+    dtype = jnp.dtype(dtype or (jnp.float64 if jax.config.jax_enable_x64 else jnp.float32))
+    if dtype not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float64)):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    return dtype
+
+
+def policy_logits(spec, n: int, *, name: str, key=None, positive: bool = False) -> np.ndarray:
+    """Log-probabilities from a policy spec: None/'uniform', 'random' (logits ~ N(0, 1) from
+    ``key``), or a vector of n non-negative weights (normalized here)."""
+    if spec is None or (isinstance(spec, str) and spec == "uniform"):
+        return np.full(n, -np.log(n))
+    if isinstance(spec, str) and spec == "random":
+        if key is None:
+            raise ValueError(f"a random {name} needs a seed")
+        z = np.asarray(jax.random.normal(key, (n,), dtype=jnp.float64))
+        return z - np.logaddexp.reduce(z)
+    if isinstance(spec, str):
+        raise ValueError(f"{name} must be 'uniform', 'random' or a vector of {n} weights, got {spec!r}")
+    w = np.asarray(spec, dtype=np.float64)
+    if w.shape != (n,):
+        raise ValueError(f"{name} must have {n} entries (one per response), got shape {w.shape}")
+    if not np.all(np.isfinite(w)) or w.min() < 0 or w.sum() <= 0:
+        raise ValueError(f"{name} must be finite, non-negative weights with a positive sum, got {w.tolist()}")
+    if positive and w.min() == 0:
+        raise ValueError(f"{name} must give every response positive probability (a KL reference)")
+    with np.errstate(divide="ignore"):
+        return np.log(w / w.sum())
+
+
+def _as_game(game) -> np.ndarray:
+    """The validated (n, n) float64 matrix of a Game or array-like."""
+    P = np.asarray(game.P if isinstance(game, Game) else game, dtype=np.float64)
+    return np.asarray(make_game(validate_matrix(P)).P)
+
+
+def _target(target, P: np.ndarray) -> np.ndarray | None:
+    if target is None:
+        return None
+    if isinstance(target, str):
+        if target != "nash":
+            raise ValueError(f"target must be 'nash', None or a policy, got {target!r}")
+        return policy_logits(exact_nash(P).policy, P.shape[0], name="target")
+    return policy_logits(target, P.shape[0], name="target")
+
+
+def _metric_tau(algo: Algorithm, hp, metric_tau):
+    if metric_tau is not None:
+        metric_tau = float(metric_tau)
+        if not np.isfinite(metric_tau) or metric_tau <= 0:
+            raise ValueError(f"metric_tau must be a positive number, got {metric_tau}")
+        return metric_tau
+    if algo.uses_tau and float(np.min(np.asarray(hp.tau))) > 0:
+        return hp.tau
+    return None
+
+
+def _resolve(algorithm) -> Algorithm:
+    return algorithm if isinstance(algorithm, Algorithm) else get_algorithm(algorithm)
+
+
+def _check_steps(steps: int, record_every: int) -> None:
+    for label, v in (("steps", steps), ("record_every", record_every)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{label} must be a positive integer, got {v!r}")
+
+
+def _cast(hp, dtype):
+    return type(hp)(*(jnp.asarray(v, dtype) if jnp.issubdtype(jnp.asarray(v).dtype, jnp.floating) else jnp.asarray(v) for v in hp))
+
+
+def run(algorithm, game, *, steps: int, record_every: int = 1, init=None, ref=None, target="nash",
+        metric_tau=None, seed: int = 0, dtype=None, jit: bool = True, **hparams) -> RunResult:
+    """Run one algorithm on one game.
+
+    ``init`` / ``ref``: None (uniform), 'random' (from ``seed``) or a weight vector. ``target``:
+    'nash' (the LP Nash, for ``kl_to_target``), None, or a policy. ``metric_tau``: τ of the recorded
+    regularized gap (default: the algorithm's own τ, if it has one). Hyper-parameters are keywords
+    (``eta=0.1, tau=0.1``); the rest take the algorithm's defaults.
+    """
+    algo = _resolve(algorithm)
+    _check_steps(steps, record_every)
+    dtype = _float_dtype(dtype)
+    hp = algo.make_hparams(**hparams)
+    P = _as_game(game)
+    n = P.shape[0]
+    k_init, k_ref = jax.random.split(jax.random.key(seed))
+    init_l = policy_logits(init, n, name="initial policy", key=k_init)
+    ref_l = policy_logits(ref, n, name="reference", key=k_ref, positive=True)
+    tgt = _target(target, P)
+    tau = _metric_tau(algo, hp, metric_tau)
+    as_dtype = partial(jnp.asarray, dtype=dtype)
+    args = (
+        Game(as_dtype(P)), _cast(hp, dtype), as_dtype(init_l), as_dtype(ref_l),
+        None if tgt is None else as_dtype(tgt), None if tau is None else as_dtype(tau),
+    )
+    fn = _simulate_jit if jit else simulate
+    state, avg, trace, final = fn(algo, *args, steps=steps, record_every=record_every)
+    return RunResult(state, state.logp, avg, np.arange(steps // record_every + 1) * record_every, trace, final)
+
+
+def run_batch(algorithm, games, *, steps: int, record_every: int = 1, hparams: dict | None = None,
+              init=None, ref=None, target="nash", metric_tau=None, seeds: Sequence[int] | int = 0,
+              dtype=None, jit: bool = True) -> RunResult:
+    """Run one algorithm over a batch of B runs as one vmapped computation.
+
+    ``games``: a list of games / matrices or a batched :class:`Game`; one game is broadcast.
+    ``hparams``: name -> scalar or length-B sequence. ``seeds``: int or length-B sequence (used by
+    'random' init/ref). ``init``/``ref``/``target``: as in :func:`run`, or a (B, n) array. Values of
+    hyper-parameters are traced: changing them never recompiles.
+    """
+    algo = _resolve(algorithm)
+    _check_steps(steps, record_every)
+    dtype = _float_dtype(dtype)
+    if isinstance(games, Game):
+        mats = [np.asarray(p) for p in (games.P[None] if games.P.ndim == 2 else games.P)]
+    else:
+        mats = [np.asarray(g.P if isinstance(g, Game) else g, dtype=np.float64) for g in games]
+    if not mats:
+        raise ValueError("run_batch needs at least one game")
+    mats = [_as_game(m) for m in mats]
+    sizes = {m.shape[0] for m in mats}
+    if len(sizes) != 1:
+        raise ValueError(f"games in one batch must have the same number of responses, got {sorted(sizes)}")
+    n = sizes.pop()
+    hparams = dict(hparams or {})
+    seeds_arr = np.atleast_1d(np.asarray(seeds))
+    lengths = {len(mats), len(seeds_arr)} | {np.size(v) for v in hparams.values()}
+    for spec in (init, ref, target):
+        if isinstance(spec, (np.ndarray, jax.Array, list)) and np.ndim(spec) == 2:
+            lengths.add(len(spec))
+    B = max(lengths)
+    if lengths - {1, B}:
+        raise ValueError(f"batch inputs have incompatible lengths {sorted(lengths)}: each must be 1 or B")
+    hp = algo.make_hparams(**{k: np.broadcast_to(np.asarray(v), (B,)) for k, v in hparams.items()})
+    hp = type(hp)(*(np.broadcast_to(np.asarray(v), (B,)) for v in hp))
+    mats = mats * B if len(mats) == 1 else mats
+    seeds_arr = np.broadcast_to(seeds_arr, (B,))
+
+    def per_run(spec, i, **kw):
+        if isinstance(spec, (np.ndarray, jax.Array, list)) and np.ndim(spec) == 2:
+            spec = spec[0] if len(spec) == 1 else spec[i]
+        return spec, kw
+
+    inits, refs, targets = [], [], []
+    for i in range(B):
+        k_init, k_ref = jax.random.split(jax.random.key(int(seeds_arr[i])))
+        inits.append(policy_logits(per_run(init, i)[0], n, name="initial policy", key=k_init))
+        refs.append(policy_logits(per_run(ref, i)[0], n, name="reference", key=k_ref, positive=True))
+        targets.append(_target(per_run(target, i)[0], mats[i]))
+    tau = _metric_tau(algo, hp, metric_tau)
+    as_dtype = partial(jnp.asarray, dtype=dtype)
+    args = (
+        Game(as_dtype(np.stack(mats))), _cast(hp, dtype), as_dtype(np.stack(inits)), as_dtype(np.stack(refs)),
+        None if targets[0] is None else as_dtype(np.stack(targets)),
+        None if tau is None else as_dtype(np.broadcast_to(np.asarray(tau), (B,))),
+    )
+    fn = _simulate_batch_jit if jit else _simulate_batch
+    state, avg, trace, final = fn(algo, *args, steps=steps, record_every=record_every)
+    return RunResult(state, state.logp, avg, np.arange(steps // record_every + 1) * record_every, trace, final)
