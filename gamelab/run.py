@@ -74,13 +74,14 @@ def simulate(algo: Algorithm, game: Game, hp, init_logp, ref_logp, target_logp, 
     return state, avg, trace, final
 
 
+def simulate_batch(algo, *args, steps: int, record_every: int):
+    """:func:`simulate` vmapped over a leading batch axis of every array argument."""
+    return jax.vmap(partial(simulate, algo, steps=steps, record_every=record_every))(*args)
+
+
 _STATIC = ("algo", "steps", "record_every")
 _simulate_jit = jax.jit(simulate, static_argnames=_STATIC)
-_simulate_batch = jax.vmap(simulate, in_axes=(None, 0, 0, 0, 0, 0, 0))
-_simulate_batch_jit = jax.jit(
-    lambda algo, *args, steps, record_every: _simulate_batch(algo, *args, steps=steps, record_every=record_every),
-    static_argnames=_STATIC,
-)
+_simulate_batch_jit = jax.jit(simulate_batch, static_argnames=_STATIC)
 
 
 # ------------------------------------------------------------------------------ host side
@@ -241,6 +242,6 @@ def run_batch(algorithm, games, *, steps: int, record_every: int = 1, hparams: d
         None if targets[0] is None else as_dtype(np.stack(targets)),
         None if tau is None else as_dtype(np.broadcast_to(np.asarray(tau), (B,))),
     )
-    fn = _simulate_batch_jit if jit else _simulate_batch
+    fn = _simulate_batch_jit if jit else simulate_batch
     state, avg, trace, final = fn(algo, *args, steps=steps, record_every=record_every)
     return RunResult(state, state.logp, avg, np.arange(steps // record_every + 1) * record_every, trace, final)

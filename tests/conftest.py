@@ -1,0 +1,53 @@
+"""Shared strategies and settings for the test suite."""
+import os
+
+import numpy as np
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+
+import gamelab  # noqa: F401  (turns on float64)
+
+settings.register_profile(
+    "default", deadline=None, max_examples=20, suppress_health_check=[HealthCheck.too_slow], derandomize=True
+)
+settings.register_profile("thorough", deadline=None, max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("GAMELAB_HYPOTHESIS_PROFILE", "default"))
+
+COMAL3 = np.array([[0.5, 0.1, 0.8], [0.9, 0.5, 0.1], [0.2, 0.9, 0.5]])
+COMAL3_NASH = np.array([4.0, 3.0, 4.0]) / 11.0
+
+
+def random_matrix(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Upper triangle i.i.d. uniform, P + Pᵀ = 1, diagonal 1/2 (EGPO's random games)."""
+    U = np.triu(rng.uniform(size=(n, n)), 1)
+    P = U + np.tril(1.0 - U.T, -1)
+    np.fill_diagonal(P, 0.5)
+    return P
+
+
+@st.composite
+def games(draw, sizes=(3, 5, 8)):
+    """Valid preference matrices of a few fixed sizes (few sizes: JAX compiles once per shape)."""
+    n = draw(st.sampled_from(sizes))
+    seed = draw(st.integers(0, 2**32 - 1))
+    return random_matrix(np.random.default_rng(seed), n)
+
+
+@st.composite
+def interior_nash_games(draw, sizes=(3, 5, 7)):
+    """Games with a unique, fully mixed Nash π*: P = 1/2 + A with A skew and Aπ* = 0.
+
+    A = Rᵀ S R with R = I − π*·1ᵀ (so Rπ* = 0) keeps A skew-symmetric; for odd n a generic skew
+    matrix of rank n − 1 has a one-dimensional kernel, so π* is the unique Nash.
+    """
+    n = draw(st.sampled_from(sizes))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    pi = rng.dirichlet(np.full(n, 3.0))
+    S = rng.normal(size=(n, n))
+    S = S - S.T
+    R = np.eye(n) - np.outer(pi, np.ones(n))
+    A = R.T @ S @ R
+    A *= 0.45 / np.abs(A).max()
+    P = 0.5 + A
+    np.fill_diagonal(P, 0.5)
+    return P, pi

@@ -1,0 +1,260 @@
+"""Every registered algorithm: single and batched, jitted and not; closed-form single steps;
+fixed points; hyper-parameter validation."""
+import numpy as np
+import pytest
+from scipy.special import log_softmax, softmax
+
+from conftest import COMAL3, COMAL3_NASH, random_matrix
+from gamelab.algorithms import REGISTRY, algorithm_names, get_algorithm
+from gamelab.games import comal3
+from gamelab.nash import exact_nash, regularized_nash
+from gamelab.run import run, run_batch
+
+ALGOS = algorithm_names()
+# Small, fast settings per algorithm for the generic suite (steps count COMAL outer iterations).
+SETTINGS = {"comal": {"inner": 20}, "mpo": {"refresh_every": 7}}
+
+
+def small(name):
+    return SETTINGS.get(name, {})
+
+
+@pytest.mark.parametrize("name", ALGOS)
+@pytest.mark.parametrize("jit", [True, False])
+def test_single_run_on_simplex_and_finite(name, jit):
+    r = run(name, COMAL3, steps=12, record_every=3, init=[0.5, 0.3, 0.2], jit=jit, **small(name))
+    p = np.asarray(r.policy)
+    assert p.shape == (3,) and np.all(p >= 0) and abs(p.sum() - 1) < 1e-12
+    assert not np.any(np.isnan(np.asarray(r.logp)))
+    assert list(r.steps) == [0, 3, 6, 9, 12]
+    for key, values in r.trace.items():
+        values = np.asarray(values)
+        assert values.shape == (5,), key
+        if key in ("kl_to_target",):  # +inf is honest for a pure policy (fictitious play)
+            assert not np.any(np.isnan(values)), key
+        else:
+            assert np.all(np.isfinite(values)), key
+    assert np.all((np.asarray(r.trace["duality_gap"]) >= 0) & (np.asarray(r.trace["duality_gap"]) <= 1))
+
+
+@pytest.mark.parametrize("name", ALGOS)
+def test_jit_equals_eager_and_batch_equals_single(name):
+    rng = np.random.default_rng(1)
+    games = [random_matrix(rng, 4) for _ in range(3)]
+    hp = small(name)
+    eager = [run(name, g, steps=6, record_every=2, jit=False, **hp) for g in games]
+    batch = run_batch(name, games, steps=6, record_every=2, hparams=hp)
+    batch_eager = run_batch(name, games, steps=6, record_every=2, hparams=hp, jit=False)
+    np.testing.assert_allclose(np.asarray(batch_eager.logp), np.asarray(batch.logp), atol=1e-12, rtol=0)
+    for i, single in enumerate(eager):
+        np.testing.assert_allclose(np.asarray(batch.logp[i]), np.asarray(single.logp), atol=1e-12, rtol=0)
+        for key in single.trace:
+            np.testing.assert_allclose(np.asarray(batch.trace[key][i]), np.asarray(single.trace[key]),
+                                       atol=1e-12, rtol=1e-12, err_msg=key)
+
+
+@pytest.mark.parametrize("name", [a for a in ALGOS if REGISTRY[a].hparams._fields])
+def test_hyperparameter_values_do_not_recompile(name):
+    """A sweep over a hyper-parameter is a vmap of traced values, not one compile per value."""
+    algo = REGISTRY[name]
+    field = algo.hparams._fields[0]
+    default = algo.hparams()[0]
+    values = [default, default * 2 if field not in ("fixed_ref",) else 1 - default]
+    r = run_batch(name, [COMAL3], steps=4, hparams={field: values, **{k: v for k, v in small(name).items() if k != field}})
+    assert r.logp.shape == (2, 3)
+    assert np.all(np.isfinite(np.asarray(r.trace["duality_gap"])))
+
+
+def test_one_compile_per_shape():
+    from gamelab.run import _simulate_batch_jit
+
+    before = _simulate_batch_jit._cache_size()
+    for eta in (0.1, 0.2, 0.3):
+        run_batch("inpo", [COMAL3, COMAL3], steps=5, hparams={"eta": [eta, eta / 2], "tau": 0.1})
+    assert _simulate_batch_jit._cache_size() - before <= 1
+
+
+# ----------------------------------------------------------------- closed forms (one step, 3x3)
+U = np.full(3, 1 / 3)
+PI0 = np.array([0.5, 0.3, 0.2])
+REF = np.array([0.2, 0.5, 0.3])
+
+
+def one_step(name, **hp):
+    return np.asarray(run(name, COMAL3, steps=1, init=PI0, ref=REF, target=None, **hp).policy)
+
+
+def normalize(w):
+    return w / w.sum()
+
+
+def test_mwu_closed_form():
+    g = COMAL3 @ PI0  # (0.5·.5+.1·.3+.8·.2, ...) = (0.44, 0.62, 0.47)
+    np.testing.assert_allclose(g, [0.44, 0.62, 0.47], atol=1e-15)
+    np.testing.assert_allclose(one_step("mwu", eta=0.7), normalize(PI0 * np.exp(0.7 * g)), atol=1e-15)
+
+
+def test_omwu_first_step_is_mwu_and_second_is_optimistic():
+    g0 = COMAL3 @ PI0
+    p1 = normalize(PI0 * np.exp(0.7 * g0))
+    np.testing.assert_allclose(one_step("omwu", eta=0.7), p1, atol=1e-15)
+    p2 = normalize(p1 * np.exp(0.7 * (2 * COMAL3 @ p1 - g0)))
+    two = np.asarray(run("omwu", COMAL3, steps=2, init=PI0, target=None, eta=0.7).policy)
+    np.testing.assert_allclose(two, p2, atol=1e-15)
+
+
+@pytest.mark.parametrize("tau", [0.0, 0.3])
+def test_extragradient_closed_form(tau):
+    eta = 0.7
+    base = PI0 ** (1 - eta * tau) * REF ** (eta * tau)
+    half = normalize(base * np.exp(eta * COMAL3 @ PI0))
+    full = normalize(base * np.exp(eta * COMAL3 @ half))
+    np.testing.assert_allclose(one_step("extragradient", eta=eta, tau=tau), full, atol=1e-15)
+
+
+def test_inpo_nash_md_mmd_closed_forms():
+    eta, tau = 0.7, 0.3
+    g = COMAL3 @ PI0
+    inpo = normalize(PI0 ** (1 - eta * tau) * REF ** (eta * tau) * np.exp(eta * g))
+    np.testing.assert_allclose(one_step("inpo", eta=eta, tau=tau), inpo, atol=1e-15)
+    mu = normalize(PI0 ** (1 - eta * tau) * REF ** (eta * tau))
+    np.testing.assert_allclose(one_step("nash_md", eta=eta, tau=tau), normalize(mu * np.exp(eta * COMAL3 @ mu)), atol=1e-15)
+    mmd = normalize((PI0 * REF ** (eta * tau) * np.exp(eta * g)) ** (1 / (1 + eta * tau)))
+    np.testing.assert_allclose(one_step("mmd", eta=eta, tau=tau), mmd, atol=1e-15)
+
+
+def test_mpo_refreshes_magnet_every_k_steps():
+    eta, tau = 0.7, 0.3
+
+    def mmd(p, magnet):
+        return normalize((p * magnet ** (eta * tau) * np.exp(eta * COMAL3 @ p)) ** (1 / (1 + eta * tau)))
+
+    p, magnet = PI0, REF
+    for t in range(1, 6):
+        p = mmd(p, magnet)
+        if t % 2 == 0:
+            magnet = p
+    r = run("mpo", COMAL3, steps=5, init=PI0, ref=REF, target=None, eta=eta, tau=tau, refresh_every=2)
+    np.testing.assert_allclose(np.asarray(r.policy), p, atol=1e-14)
+    np.testing.assert_allclose(np.exp(np.asarray(r.state.ref)), magnet, atol=1e-14)
+
+
+def test_comal_outer_step_is_inner_inpo_anchored_at_current_policy():
+    eta, tau, inner = 0.2, 0.3, 7
+    p = PI0
+    for _ in range(2):
+        anchor = p
+        for _ in range(inner):
+            p = normalize(p ** (1 - eta * tau) * anchor ** (eta * tau) * np.exp(eta * COMAL3 @ p))
+    r = run("comal", COMAL3, steps=2, init=PI0, target=None, eta=eta, tau=tau, inner=inner)
+    np.testing.assert_allclose(np.asarray(r.policy), p, atol=1e-14)
+    assert int(r.state.inner_steps) == inner
+
+
+def test_comal_inner_tolerance_stops_early():
+    r = run("comal", COMAL3, steps=3, eta=0.1, tau=0.5, inner=5000, inner_tol=1e-6, target=None)
+    assert 0 < int(r.state.inner_steps) < 5000
+
+
+def test_iterative_ipo_closed_form():
+    np.testing.assert_allclose(one_step("iterative_ipo", tau=0.3), normalize(REF * np.exp(COMAL3 @ PI0 / 0.3)), atol=1e-14)
+
+
+def test_iterative_dpo_step_uses_bradley_terry_fit():
+    """The fitted reward zeroes the weighted-logistic gradient; the policy is π·exp(r̂/β)."""
+    r = run("iterative_dpo", COMAL3, steps=1, init=PI0, target=None, beta=0.5)
+    reward = np.asarray(r.state.reward)
+    W = np.outer(PI0, PI0)
+    S = 1 / (1 + np.exp(-(reward[:, None] - reward[None, :])))
+    grad = (W * (S - COMAL3)).sum(1) + 1e-8 * reward
+    assert np.abs(grad).max() < 1e-12
+    np.testing.assert_allclose(np.asarray(r.policy), normalize(PI0 * np.exp(reward / 0.5)), atol=1e-14)
+    fixed = run("iterative_dpo", COMAL3, steps=1, init=PI0, ref=REF, target=None, beta=0.5, fixed_ref=1)
+    np.testing.assert_allclose(np.asarray(fixed.policy), normalize(REF * np.exp(reward / 0.5)), atol=1e-12)
+
+
+def test_classical_baselines_closed_forms():
+    g = COMAL3 @ PI0
+    fp = np.asarray(run("fictitious_play", COMAL3, steps=1, init=PI0, target=None).policy)
+    np.testing.assert_array_equal(fp, np.eye(3)[np.argmax(g)])
+    regret = g - PI0 @ g
+    rm = np.asarray(run("regret_matching", COMAL3, steps=1, init=PI0, target=None).policy)
+    np.testing.assert_allclose(rm, normalize(np.maximum(regret, 0)), atol=1e-15)
+    rep = np.asarray(run("replicator", COMAL3, steps=1, init=PI0, target=None, eta=1.5).policy)
+    np.testing.assert_allclose(rep, normalize(PI0 * (1 + 1.5 * regret)), atol=1e-15)
+
+
+def test_replicator_huge_step_sends_mass_to_zero_not_nan():
+    r = run("replicator", COMAL3, steps=5, init=PI0, eta=1e3)
+    p = np.asarray(r.policy)
+    assert np.all(np.isfinite(p)) and abs(p.sum() - 1) < 1e-12 and (p == 0).any()
+
+
+# ----------------------------------------------------------------- fixed points
+UNREGULARIZED = [a for a in ALGOS if REGISTRY[a].target == "nash"] + ["mwu", "replicator"]
+
+
+@pytest.mark.parametrize("name", UNREGULARIZED)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_exact_nash_is_a_fixed_point(name, seed):
+    P = COMAL3 if seed == 0 else random_matrix(np.random.default_rng(seed), 6)
+    nash = exact_nash(P).policy
+    r = run(name, P, steps=3, init=nash, ref=np.where(nash > 0, nash, 1.0), target=None, **small(name))
+    np.testing.assert_allclose(np.asarray(r.policy), nash, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["inpo", "mmd", "extragradient", "iterative_ipo"])
+def test_regularized_nash_is_a_fixed_point(name):
+    """(nash_md is absent on purpose: its fixed point is π*_τ only up to an O(η) bias.)"""
+    tau = 0.3
+    star = regularized_nash(COMAL3, REF, tau).policy
+    hp = {"tau": tau} if name == "iterative_ipo" else {"eta": 0.4, "tau": tau}
+    r = run(name, COMAL3, steps=3, init=star, ref=REF, target=None, **hp)
+    np.testing.assert_allclose(np.asarray(r.policy), star, atol=1e-12)
+
+
+# ----------------------------------------------------------------- validation
+@pytest.mark.parametrize(
+    "name, hp, message",
+    [
+        ("mwu", {"eta": -0.1}, "eta must be > 0"),
+        ("mwu", {"eta": float("nan")}, "eta must be finite"),
+        ("inpo", {"tau": 0.0}, "tau must be > 0"),
+        ("extragradient", {"tau": -1.0}, "tau must be >= 0"),
+        ("comal", {"inner": 2.5}, "inner must be a whole number"),
+        ("mpo", {"refresh_every": 0}, "refresh_every must be a whole number"),
+        ("iterative_dpo", {"fixed_ref": 2}, "fixed_ref must be 0 or 1"),
+        ("mwu", {"tau": 0.1}, "mwu does not take tau"),
+    ],
+)
+def test_bad_hyperparameters_are_rejected_by_name(name, hp, message):
+    with pytest.raises(ValueError, match=message):
+        run(name, COMAL3, steps=2, **hp)
+
+
+def test_unknown_algorithm_and_bad_run_arguments():
+    with pytest.raises(ValueError, match="unknown algorithm 'nope'; known: comal"):
+        get_algorithm("nope")
+    with pytest.raises(ValueError, match="inner solver must be one of"):
+        get_algorithm("comal:inner=mwu")
+    assert get_algorithm("comal:inner=mmd") is get_algorithm("comal:inner=mmd")
+    with pytest.raises(ValueError, match="steps must be a positive integer"):
+        run("mwu", COMAL3, steps=0)
+    with pytest.raises(ValueError, match="initial policy must have 3 entries"):
+        run("mwu", COMAL3, steps=2, init=[0.5, 0.5])
+    with pytest.raises(ValueError, match="reference must give every response positive probability"):
+        run("inpo", COMAL3, steps=2, ref=[0.5, 0.5, 0.0])
+    with pytest.raises(ValueError, match="P \\+ P.T must equal 1"):
+        run("mwu", [[0.5, 0.7], [0.7, 0.5]], steps=2)
+
+
+def test_float32_option():
+    r = run("omwu", comal3(), steps=200, eta=1.0, dtype="float32")
+    assert r.logp.dtype == np.float32 and r.trace["duality_gap"].dtype == np.float32
+    assert float(r.final["duality_gap"]) < 1e-3
+
+
+def test_comal_inner_solver_variants():
+    for inner in ("mmd", "extragradient", "nash_md"):
+        r = run(f"comal:inner={inner}", COMAL3, steps=12, eta=0.1, tau=0.1, inner=200)
+        assert float(r.final["duality_gap"]) < 1e-4, inner
