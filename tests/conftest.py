@@ -35,19 +35,23 @@ def games(draw, sizes=(3, 5, 8)):
 
 @st.composite
 def interior_nash_games(draw, sizes=(3, 5, 7)):
-    """Games with a unique, fully mixed Nash π*: P = 1/2 + A with A skew and Aπ* = 0.
+    """(P, π*, η_max): games with a unique, fully mixed Nash π* and a well-conditioned skew part.
 
-    A = Rᵀ S R with R = I − π*·1ᵀ (so Rπ* = 0) keeps A skew-symmetric; for odd n a generic skew
-    matrix of rank n − 1 has a one-dimensional kernel, so π* is the unique Nash.
+    P = 1/2 + A with A = Σ_k λ_k (u_k v_kᵀ − v_k u_kᵀ), the (u_k, v_k) an orthonormal basis of π*'s
+    orthogonal complement paired into planes (n odd), λ_k ∈ [0.5, 1]: A is skew, Aπ* = 0, and A is
+    invertible on π*^⊥, so π* is the unique Nash. η_max = 1/‖D^½ A D^½‖₂ with D = diag(π*) is the
+    scale of the linearized MWU-type dynamics at π*; optimistic methods converge below it.
     """
     n = draw(st.sampled_from(sizes))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     pi = rng.dirichlet(np.full(n, 3.0))
-    S = rng.normal(size=(n, n))
-    S = S - S.T
-    R = np.eye(n) - np.outer(pi, np.ones(n))
-    A = R.T @ S @ R
+    basis = np.linalg.qr(np.column_stack([pi, rng.normal(size=(n, n - 1))]))[0][:, 1:]
+    A = np.zeros((n, n))
+    for k in range((n - 1) // 2):
+        u, v = basis[:, 2 * k], basis[:, 2 * k + 1]
+        A += rng.uniform(0.5, 1.0) * (np.outer(u, v) - np.outer(v, u))
     A *= 0.45 / np.abs(A).max()
     P = 0.5 + A
     np.fill_diagonal(P, 0.5)
-    return P, pi
+    d = np.sqrt(pi)
+    return P, pi, 1.0 / np.linalg.norm(d[:, None] * A * d[None, :], 2)
