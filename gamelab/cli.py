@@ -174,7 +174,7 @@ def run(
                f"{float(result.final['exploitability']):.3e}); average iterate {float(result.final['avg_duality_gap']):.3e}")
 
 
-DEMO = [  # (label, algorithm, hyper-parameters, steps): one line per row of DESIGN §3 that converges or fails
+DEMO = [  # (label, algorithm, hyper-parameters, steps): every registered algorithm
     ("mwu (=SPPO)", "mwu", {"eta": 0.1}, 2000),
     ("omwu", "omwu", {"eta": 1.0}, 2000),
     ("extragradient", "extragradient", {"eta": 1.0}, 2000),
@@ -185,7 +185,10 @@ DEMO = [  # (label, algorithm, hyper-parameters, steps): one line per row of DES
     ("comal", "comal", {"eta": 0.1, "tau": 0.1, "inner": 200}, 10),
     ("iterative_ipo", "iterative_ipo", {"tau": 0.1}, 2000),
     ("iterative_dpo", "iterative_dpo", {"beta": 1.0}, 2000),
+    ("fictitious_play", "fictitious_play", {}, 2000),
+    ("regret_matching", "regret_matching", {}, 2000),
     ("regret_matching+", "regret_matching_plus", {}, 2000),
+    ("replicator", "replicator", {"eta": 1.0}, 2000),
 ]
 
 
@@ -212,7 +215,8 @@ def demo(
     for label, hp, last, avg, best in rows:
         hps = ", ".join(f"{k}={v}" for k, v in hp.items())
         typer.echo(f"{label:<18} {hps:<40} {last:>13.3e} {avg:>11.3e} {best:>11.3e}")
-    paths = plot_gap_curves(curves, out / f"gap_curves_{game.replace(':', '_').replace('/', '_')}",
+    slug = Path(game).stem if Path(game).is_file() else game.replace(":", "_").replace(",", "_").replace("=", "")
+    paths = plot_gap_curves(curves, out / f"gap_curves_{slug}",
                             title=f"Duality gap on {game}: last iterate (solid), average iterate (dashed)",
                             averages=averages, xlabel="solver step (COMAL: outer iteration × inner steps)")
     typer.echo("figure: " + ", ".join(str(p) for p in paths))
