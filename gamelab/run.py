@@ -37,17 +37,21 @@ class RunResult(NamedTuple):
         return jnp.exp(self.logp)
 
 
-def _metrics(P, logp, avg, ref, tau, target):
+def _metrics(P, logp, avg, ref, tau, target, record_policy=False):
     last = policy_metrics(P, logp, ref, tau=tau, target_logits=target)
     mean = policy_metrics(P, jnp.log(avg), ref, tau=tau, target_logits=target)
+    if record_policy:
+        last["policy"], mean["policy"] = jnp.exp(logp), avg
     return {**last, **{f"avg_{k}": v for k, v in mean.items()}}
 
 
-def simulate(algo: Algorithm, game: Game, hp, init_logp, ref_logp, target_logp, metric_tau, *, steps: int, record_every: int):
+def simulate(algo: Algorithm, game: Game, hp, init_logp, ref_logp, target_logp, metric_tau, *, steps: int,
+             record_every: int, record_policy: bool = False):
     """Run ``steps`` steps of ``algo`` on one game; record metrics every ``record_every`` steps.
 
     Pure and unbatched. ``target_logp`` (KL target) and ``metric_tau`` (for the regularized gap)
-    may be None, in which case those metrics are absent.
+    may be None, in which case those metrics are absent. ``record_policy`` adds the policies
+    themselves (``policy`` and ``avg_policy``, shape (R, n)) to the trace.
     """
     P = game.P
     state = algo.init(game, hp, init_logp, ref_logp)
@@ -62,10 +66,10 @@ def simulate(algo: Algorithm, game: Game, hp, init_logp, ref_logp, target_logp, 
     def interval(carry, _):
         carry = lax.fori_loop(0, record_every, advance, carry)
         state, avg, _ = carry
-        return carry, _metrics(P, state.logp, avg, ref_logp, metric_tau, target_logp)
+        return carry, _metrics(P, state.logp, avg, ref_logp, metric_tau, target_logp, record_policy)
 
     carry = (state, jnp.exp(state.logp), jnp.zeros((), jnp.int32))
-    first = _metrics(P, state.logp, carry[1], ref_logp, metric_tau, target_logp)
+    first = _metrics(P, state.logp, carry[1], ref_logp, metric_tau, target_logp, record_policy)
     carry, rows = lax.scan(interval, carry, None, length=steps // record_every)
     carry = lax.fori_loop(0, steps % record_every, advance, carry)
     state, avg, _ = carry
@@ -74,12 +78,12 @@ def simulate(algo: Algorithm, game: Game, hp, init_logp, ref_logp, target_logp, 
     return state, avg, trace, final
 
 
-def simulate_batch(algo, *args, steps: int, record_every: int):
+def simulate_batch(algo, *args, steps: int, record_every: int, record_policy: bool = False):
     """:func:`simulate` vmapped over a leading batch axis of every array argument."""
-    return jax.vmap(partial(simulate, algo, steps=steps, record_every=record_every))(*args)
+    return jax.vmap(partial(simulate, algo, steps=steps, record_every=record_every, record_policy=record_policy))(*args)
 
 
-_STATIC = ("algo", "steps", "record_every")
+_STATIC = ("algo", "steps", "record_every", "record_policy")
 _simulate_jit = jax.jit(simulate, static_argnames=_STATIC)
 _simulate_batch_jit = jax.jit(simulate_batch, static_argnames=_STATIC)
 
@@ -94,7 +98,8 @@ def _float_dtype(dtype):
 
 def policy_logits(spec, n: int, *, name: str, key=None, positive: bool = False) -> np.ndarray:
     """Log-probabilities from a policy spec: None/'uniform', 'random' (logits ~ N(0, 1) from
-    ``key``), or a vector of n non-negative weights (normalized here)."""
+    ``key``), or a vector of n non-negative weights (normalized here). (The initial policy may
+    also be 'ref', resolved by the caller.)"""
     if spec is None or (isinstance(spec, str) and spec == "uniform"):
         return np.full(n, -np.log(n))
     if isinstance(spec, str) and spec == "random":
@@ -103,7 +108,8 @@ def policy_logits(spec, n: int, *, name: str, key=None, positive: bool = False) 
         z = np.asarray(jax.random.normal(key, (n,), dtype=jnp.float64))
         return z - np.logaddexp.reduce(z)
     if isinstance(spec, str):
-        raise ValueError(f"{name} must be 'uniform', 'random' or a vector of {n} weights, got {spec!r}")
+        extra = ", 'ref'" if name == "initial policy" else ""
+        raise ValueError(f"{name} must be 'uniform', 'random'{extra} or a vector of {n} weights, got {spec!r}")
     w = np.asarray(spec, dtype=np.float64)
     if w.shape != (n,):
         raise ValueError(f"{name} must have {n} entries (one per response), got shape {w.shape}")
@@ -156,11 +162,22 @@ def _cast(hp, dtype):
     return type(hp)(*(jnp.asarray(v, dtype) if jnp.issubdtype(jnp.asarray(v).dtype, jnp.floating) else jnp.asarray(v) for v in hp))
 
 
+def _init_and_ref(init, ref, n, seed):
+    k_init, k_ref = jax.random.split(jax.random.key(int(seed)))
+    ref_l = policy_logits(ref, n, name="reference", key=k_ref, positive=True)
+    if isinstance(init, str) and init == "ref":
+        return ref_l, ref_l
+    return policy_logits(init, n, name="initial policy", key=k_init), ref_l
+
+
 def run(algorithm, game, *, steps: int, record_every: int = 1, init=None, ref=None, target="nash",
-        metric_tau=None, seed: int = 0, dtype=None, jit: bool = True, **hparams) -> RunResult:
+        metric_tau=None, seed: int = 0, dtype=None, jit: bool = True, record_policy: bool = False,
+        **hparams) -> RunResult:
     """Run one algorithm on one game.
 
-    ``init`` / ``ref``: None (uniform), 'random' (from ``seed``) or a weight vector. ``target``:
+    ``init``: None (uniform), 'random' (logits ~ N(0, 1) from ``seed``), 'ref' (start at the
+    reference) or a weight vector; ``ref`` likewise (but not 'ref'). ``record_policy`` adds the
+    policies to the trace. ``target``:
     'nash' (the LP Nash, for ``kl_to_target``), None, or a policy. ``metric_tau``: τ of the recorded
     regularized gap (default: the algorithm's own τ, if it has one). Hyper-parameters are keywords
     (``eta=0.1, tau=0.1``); the rest take the algorithm's defaults.
@@ -171,9 +188,7 @@ def run(algorithm, game, *, steps: int, record_every: int = 1, init=None, ref=No
     hp = algo.make_hparams(**hparams)
     P = _as_game(game)
     n = P.shape[0]
-    k_init, k_ref = jax.random.split(jax.random.key(seed))
-    init_l = policy_logits(init, n, name="initial policy", key=k_init)
-    ref_l = policy_logits(ref, n, name="reference", key=k_ref, positive=True)
+    init_l, ref_l = _init_and_ref(init, ref, n, seed)
     tgt = _target(target, P)
     tau = _metric_tau(algo, hp, metric_tau)
     as_dtype = partial(jnp.asarray, dtype=dtype)
@@ -182,13 +197,13 @@ def run(algorithm, game, *, steps: int, record_every: int = 1, init=None, ref=No
         None if tgt is None else as_dtype(tgt), None if tau is None else as_dtype(tau),
     )
     fn = _simulate_jit if jit else simulate
-    state, avg, trace, final = fn(algo, *args, steps=steps, record_every=record_every)
+    state, avg, trace, final = fn(algo, *args, steps=steps, record_every=record_every, record_policy=record_policy)
     return RunResult(state, state.logp, avg, np.arange(steps // record_every + 1) * record_every, trace, final)
 
 
 def run_batch(algorithm, games, *, steps: int, record_every: int = 1, hparams: dict | None = None,
               init=None, ref=None, target="nash", metric_tau=None, seeds: Sequence[int] | int = 0,
-              dtype=None, jit: bool = True) -> RunResult:
+              dtype=None, jit: bool = True, record_policy: bool = False) -> RunResult:
     """Run one algorithm over a batch of B runs as one vmapped computation.
 
     ``games``: a list of games / matrices or a batched :class:`Game`; one game is broadcast.
@@ -224,17 +239,17 @@ def run_batch(algorithm, games, *, steps: int, record_every: int = 1, hparams: d
     mats = mats * B if len(mats) == 1 else mats
     seeds_arr = np.broadcast_to(seeds_arr, (B,))
 
-    def per_run(spec, i, **kw):
+    def per_run(spec, i):
         if isinstance(spec, (np.ndarray, jax.Array, list)) and np.ndim(spec) == 2:
-            spec = spec[0] if len(spec) == 1 else spec[i]
-        return spec, kw
+            return spec[0] if len(spec) == 1 else spec[i]
+        return spec
 
     inits, refs, targets = [], [], []
     for i in range(B):
-        k_init, k_ref = jax.random.split(jax.random.key(int(seeds_arr[i])))
-        inits.append(policy_logits(per_run(init, i)[0], n, name="initial policy", key=k_init))
-        refs.append(policy_logits(per_run(ref, i)[0], n, name="reference", key=k_ref, positive=True))
-        targets.append(_target(per_run(target, i)[0], mats[i]))
+        init_l, ref_l = _init_and_ref(per_run(init, i), per_run(ref, i), n, seeds_arr[i])
+        inits.append(init_l)
+        refs.append(ref_l)
+        targets.append(_target(per_run(target, i), mats[i]))
     tau = _metric_tau(algo, hp, metric_tau)
     as_dtype = partial(jnp.asarray, dtype=dtype)
     args = (
@@ -243,5 +258,5 @@ def run_batch(algorithm, games, *, steps: int, record_every: int = 1, hparams: d
         None if tau is None else as_dtype(np.broadcast_to(np.asarray(tau), (B,))),
     )
     fn = _simulate_batch_jit if jit else simulate_batch
-    state, avg, trace, final = fn(algo, *args, steps=steps, record_every=record_every)
+    state, avg, trace, final = fn(algo, *args, steps=steps, record_every=record_every, record_policy=record_policy)
     return RunResult(state, state.logp, avg, np.arange(steps // record_every + 1) * record_every, trace, final)

@@ -258,3 +258,14 @@ def test_comal_inner_solver_variants():
     for inner in ("mmd", "extragradient", "nash_md"):
         r = run(f"comal:inner={inner}", COMAL3, steps=12, eta=0.1, tau=0.1, inner=200)
         assert float(r.final["duality_gap"]) < 1e-4, inner
+
+
+def test_record_policy_and_start_at_reference():
+    single = run("inpo", COMAL3, steps=10, record_every=5, record_policy=True, init="ref", ref="random", seed=3)
+    assert single.trace["policy"].shape == (3, 3) and single.trace["avg_policy"].shape == (3, 3)
+    ref = np.exp(np.asarray(single.state.ref))
+    np.testing.assert_allclose(np.asarray(single.trace["policy"][0]), ref, atol=1e-15)
+    np.testing.assert_allclose(np.asarray(single.trace["policy"][-1]), np.asarray(single.policy), atol=1e-15)
+    batch = run_batch("inpo", [COMAL3], steps=10, record_every=5, record_policy=True, init="ref", ref="random", seeds=[3, 4])
+    np.testing.assert_allclose(np.asarray(batch.trace["policy"][0]), np.asarray(single.trace["policy"]), atol=1e-15)
+    assert not np.allclose(np.asarray(batch.trace["policy"][1, 0]), ref)  # another seed, another reference
