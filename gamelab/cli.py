@@ -222,6 +222,57 @@ def demo(
     typer.echo("figure: " + ", ".join(str(p) for p in paths))
 
 
+@app.command()
+def sweep(
+    spec: Optional[Path] = typer.Argument(None, help="a TOML sweep spec (see gamelab.sweep); flags below override it"),
+    out: Path = typer.Option(..., "--out", help="results folder (re-running the same command resumes it)"),
+    algorithms: Optional[str] = typer.Option(None, help="comma-separated algorithms"),
+    games: Optional[str] = typer.Option(None, help="games separated by ';' (e.g. 'comal3;random:n=10,seed=0..9')"),
+    steps: Optional[int] = typer.Option(None, help="steps per run (COMAL: outer iterations)"),
+    seeds: Optional[str] = typer.Option(None, help="comma-separated seeds"),
+    grid: List[str] = typer.Option([], "--grid", help="NAME=v1,v2,... (repeatable), e.g. --grid eta=0.05,0.1"),
+    record_every: Optional[int] = typer.Option(None, help="record metrics every k steps (default steps // 100)"),
+    chunk_size: Optional[int] = typer.Option(None, help="runs per vmapped chunk (default 256)"),
+    quiet: bool = typer.Option(False, help="no progress bar"),
+):
+    """Run a sweep (algorithms × games × grid × seeds) into a resumable Parquet results folder."""
+    from gamelab.sweep import SpecError, execute, load_spec, make_spec
+
+    raw = {}
+    try:
+        if spec is not None:
+            raw = load_spec(spec).canonical()
+            raw = {k: v for k, v in raw.items() if v is not None}
+        if algorithms:
+            raw["algorithms"] = [a.strip() for a in algorithms.split(",") if a.strip()]
+        if games:
+            raw["games"] = [g.strip() for g in games.split(";") if g.strip()]
+        if steps is not None:
+            raw["steps"] = steps
+        if seeds:
+            raw["seeds"] = [int(x) for x in seeds.split(",")]
+        for item in grid:
+            key, eq, values = item.partition("=")
+            if not eq:
+                fail(f"--grid takes NAME=v1,v2,..., got {item!r}")
+            raw.setdefault("grid", {})[key] = [float(v) if any(c in v for c in ".eE") else int(v) for v in values.split(",")]
+        if record_every is not None:
+            raw["record_every"] = record_every
+        if chunk_size is not None:
+            raw["chunk_size"] = chunk_size
+        if spec is None and not raw:
+            fail("give a SPEC.toml or --algorithms/--games/--steps")
+        sweep_spec = make_spec(**raw)
+        started = __import__("time").perf_counter()
+        stats = execute(sweep_spec, out, progress=not quiet)
+    except (SpecError, ValueError) as exc:
+        fail(str(exc))
+    elapsed = __import__("time").perf_counter() - started
+    typer.echo(f"{stats['chunks']} chunks: {stats['ran']} run now ({stats['runs']} runs in {elapsed:.1f} s), "
+               f"{stats['skipped']} already finished")
+    typer.echo(f"results: {out} (load with gamelab.results.load_results; `gamelab report {out}`, `gamelab plot {out}`)")
+
+
 def main() -> None:  # pragma: no cover
     app()
 

@@ -4,7 +4,8 @@
 are the host-side entry points: they validate every input once, fill defaults (uniform initial
 policy and reference, the LP Nash as the KL target), then call the jitted driver. Metrics come back
 as stacked arrays, for the last iterate and (prefixed ``avg_``) for the average iterate
-(1/(t+1))·Σ_{s≤t} π_s. Trace row r is step ``r·record_every``; row 0 is the initial policy.
+(1/(t+1))·Σ_{s≤t} π_s. Trace rows are steps 0, k, 2k, … (k = ``record_every``) and always the
+final step: row 0 is the initial policy.
 """
 from __future__ import annotations
 
@@ -73,8 +74,12 @@ def simulate(algo: Algorithm, game: Game, hp, init_logp, ref_logp, target_logp, 
     carry, rows = lax.scan(interval, carry, None, length=steps // record_every)
     carry = lax.fori_loop(0, steps % record_every, advance, carry)
     state, avg, _ = carry
-    trace = {k: jnp.concatenate([first[k][None], rows[k]]) for k in first}
-    final = _metrics(P, state.logp, avg, ref_logp, metric_tau, target_logp)
+    final = _metrics(P, state.logp, avg, ref_logp, metric_tau, target_logp, record_policy)
+    last = [final[k][None] for k in first] if steps % record_every else [None] * len(first)
+    trace = {k: jnp.concatenate([first[k][None], rows[k]] + ([tail] if tail is not None else []))
+             for k, tail in zip(first, last)}
+    if record_policy:
+        final = {k: v for k, v in final.items() if not k.endswith("policy")}
     return state, avg, trace, final
 
 
@@ -86,6 +91,12 @@ def simulate_batch(algo, *args, steps: int, record_every: int, record_policy: bo
 _STATIC = ("algo", "steps", "record_every", "record_policy")
 _simulate_jit = jax.jit(simulate, static_argnames=_STATIC)
 _simulate_batch_jit = jax.jit(simulate_batch, static_argnames=_STATIC)
+
+
+def recorded_steps(steps: int, record_every: int) -> np.ndarray:
+    """The step index of each trace row: 0, k, 2k, … and the final step."""
+    rows = np.arange(steps // record_every + 1) * record_every
+    return rows if steps % record_every == 0 else np.append(rows, steps)
 
 
 # ------------------------------------------------------------------------------ host side
@@ -198,7 +209,7 @@ def run(algorithm, game, *, steps: int, record_every: int = 1, init=None, ref=No
     )
     fn = _simulate_jit if jit else simulate
     state, avg, trace, final = fn(algo, *args, steps=steps, record_every=record_every, record_policy=record_policy)
-    return RunResult(state, state.logp, avg, np.arange(steps // record_every + 1) * record_every, trace, final)
+    return RunResult(state, state.logp, avg, recorded_steps(steps, record_every), trace, final)
 
 
 def run_batch(algorithm, games, *, steps: int, record_every: int = 1, hparams: dict | None = None,
@@ -259,4 +270,4 @@ def run_batch(algorithm, games, *, steps: int, record_every: int = 1, hparams: d
     )
     fn = _simulate_batch_jit if jit else simulate_batch
     state, avg, trace, final = fn(algo, *args, steps=steps, record_every=record_every, record_policy=record_policy)
-    return RunResult(state, state.logp, avg, np.arange(steps // record_every + 1) * record_every, trace, final)
+    return RunResult(state, state.logp, avg, recorded_steps(steps, record_every), trace, final)

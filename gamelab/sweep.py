@@ -1,0 +1,328 @@
+"""Sweeps: the Cartesian product algorithms × games × hyper-parameter grid × seeds.
+
+A spec (TOML or keyword arguments) is normalized into a :class:`SweepSpec`; :func:`plan` enumerates
+its runs in a canonical order (run ids are stable) and groups them into chunks: one algorithm,
+one game size n, at most ``chunk_size`` runs (fewer for large n, so a chunk's matrices fit in
+memory). Every chunk of a group is padded to the same batch size, so the group compiles once.
+:func:`execute` runs the chunks not yet on disk, each as one vmapped, jitted computation, and
+writes each atomically: killing a sweep loses at most the chunk in flight, and re-running the same
+command finishes it without recomputing or duplicating anything.
+
+Spec keys (TOML)::
+
+    algorithms = ["mwu", "omwu", "inpo", "comal"]
+    games = ["comal3", "random:n=10,seed=0..49"]   # a..b expands to a range of values
+    steps = 2000
+    seeds = [0, 1, 2]
+    record_every = 20          # default: steps // 100
+    chunk_size = 256
+    init = "uniform"           # or "random" (from the seed) or "ref"
+    ref = "uniform"            # or "random"
+    record_policy = false
+    dtype = "float64"
+    [grid]                     # every key is a hyper-parameter; algorithms ignore keys they lack
+    eta = [0.05, 0.1, 0.5]
+    tau = [0.1]
+    [algorithm.comal]          # per-algorithm overrides: steps, record_every, or fixed grid values
+    steps = 20
+    inner = [200]
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from gamelab.algorithms import get_algorithm
+from gamelab.games import parse_game
+from gamelab.nash import exact_nash
+from gamelab.results import finished_chunks, read_manifest, trace_to_frame, write_chunk, write_manifest
+from gamelab.run import run_batch
+
+SPEC_KEYS = {"algorithms", "games", "steps", "seeds", "grid", "record_every", "chunk_size", "init", "ref",
+             "record_policy", "dtype", "target", "metric_tau", "antisymmetrize", "algorithm"}
+OVERRIDE_KEYS = {"steps", "record_every"}
+MATRIX_BYTES_PER_CHUNK = 512 * 2**20  # cap on the stacked game matrices of one chunk
+
+
+class SpecError(ValueError):
+    """A sweep spec that cannot be run; the message names the key and the problem."""
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    algorithms: tuple[str, ...]
+    games: tuple[str, ...]
+    steps: int
+    seeds: tuple[int, ...] = (0,)
+    grid: dict = field(default_factory=dict)
+    record_every: int | None = None
+    chunk_size: int = 256
+    init: str = "uniform"
+    ref: str = "uniform"
+    record_policy: bool = False
+    dtype: str = "float64"
+    target: str | None = "nash"
+    metric_tau: float | None = None
+    antisymmetrize: bool = False
+    algorithm: dict = field(default_factory=dict)  # per-algorithm overrides
+
+    def canonical(self) -> dict:
+        return json.loads(json.dumps(asdict(self), sort_keys=True))
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.canonical(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _expand_ranges(spec: str) -> list[str]:
+    """'random:n=10,seed=0..3' -> four specs; a spec without 'a..b' is returned as is."""
+    m = re.search(r"(\w+)=(-?\d+)\.\.(-?\d+)", spec)
+    if not m:
+        return [spec]
+    lo, hi = int(m.group(2)), int(m.group(3))
+    if hi < lo:
+        raise SpecError(f"game {spec!r}: empty range {lo}..{hi}")
+    return [s for v in range(lo, hi + 1) for s in _expand_ranges(spec[: m.start(2)] + str(v) + spec[m.end(3):])]
+
+
+def _list(value, key, kind=None):
+    values = value if isinstance(value, (list, tuple)) else [value]
+    if not values:
+        raise SpecError(f"{key} must not be empty")
+    if kind is not None:
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, kind):
+                raise SpecError(f"{key}: {v!r} is not a {kind.__name__ if isinstance(kind, type) else 'number'}")
+    return tuple(values)
+
+
+def make_spec(**raw) -> SweepSpec:
+    """Validate and normalize a spec given as keywords (the keys of a TOML spec)."""
+    unknown = sorted(set(raw) - SPEC_KEYS)
+    if unknown:
+        raise SpecError(f"unknown spec key(s) {', '.join(unknown)}; known: {', '.join(sorted(SPEC_KEYS))}")
+    for key in ("algorithms", "games", "steps"):
+        if key not in raw:
+            raise SpecError(f"the spec needs '{key}'")
+    algorithms = _list(raw["algorithms"], "algorithms", str)
+    for name in algorithms:
+        try:
+            get_algorithm(name)
+        except ValueError as exc:
+            raise SpecError(str(exc)) from None
+    if len(set(algorithms)) != len(algorithms):
+        raise SpecError("algorithms lists a name twice")
+    games = tuple(g for spec in _list(raw["games"], "games", str) for g in _expand_ranges(spec))
+    steps = raw["steps"]
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise SpecError(f"steps must be a positive integer, got {steps!r}")
+    seeds = _list(raw.get("seeds", [0]), "seeds", int)
+    grid = raw.get("grid", {}) or {}
+    if not isinstance(grid, dict):
+        raise SpecError("grid must be a table of hyper-parameter = [values]")
+    grid = {k: list(_list(v, f"grid.{k}", (int, float))) for k, v in grid.items()}
+    known_hp = {f for name in algorithms for f in get_algorithm(name).hparams._fields}
+    stray = sorted(set(grid) - known_hp)
+    if stray:
+        raise SpecError(f"grid key(s) {', '.join(stray)} are not hyper-parameters of any algorithm in the sweep "
+                        f"(they take: {', '.join(sorted(known_hp))})")
+    overrides = raw.get("algorithm", {}) or {}
+    for name, table in overrides.items():
+        if name not in algorithms:
+            raise SpecError(f"[algorithm.{name}] overrides an algorithm that is not in 'algorithms'")
+        fields = set(get_algorithm(name).hparams._fields)
+        bad = sorted(set(table) - OVERRIDE_KEYS - fields)
+        if bad:
+            raise SpecError(f"[algorithm.{name}]: {', '.join(bad)} is neither steps/record_every nor a "
+                            f"hyper-parameter of {name}")
+    record_every = raw.get("record_every")
+    chunk_size = raw.get("chunk_size", 256)
+    for key, v in (("record_every", record_every), ("chunk_size", chunk_size)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise SpecError(f"{key} must be a positive integer, got {v!r}")
+    for key, allowed in (("init", ("uniform", "random", "ref")), ("ref", ("uniform", "random")),
+                         ("dtype", ("float64", "float32"))):
+        if key in raw and raw[key] not in allowed:
+            raise SpecError(f"{key} must be one of {', '.join(allowed)}, got {raw[key]!r}")
+    spec = SweepSpec(algorithms=algorithms, games=games, steps=steps, seeds=seeds, grid=grid,
+                     record_every=record_every, chunk_size=chunk_size,
+                     **{k: raw[k] for k in ("init", "ref", "record_policy", "dtype", "target", "metric_tau",
+                                            "antisymmetrize") if k in raw},
+                     algorithm={k: dict(v) for k, v in overrides.items()})
+    for g in spec.games:  # fail before any work on a bad game
+        try:
+            load_game(spec, g)
+        except ValueError as exc:
+            raise SpecError(f"game {g!r}: {exc}") from None
+    return spec
+
+
+def load_spec(path) -> SweepSpec:
+    import tomllib
+
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"no such spec file: {str(path)!r}")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML: {exc}") from None
+    return make_spec(**raw)
+
+
+@lru_cache(maxsize=4096)
+def _game_matrix(game: str, antisymmetrize: bool) -> np.ndarray:
+    return np.asarray(parse_game(game, antisymmetrize=antisymmetrize).P)
+
+
+@lru_cache(maxsize=4096)
+def _game_nash(game: str, antisymmetrize: bool) -> np.ndarray:
+    return exact_nash(_game_matrix(game, antisymmetrize)).policy
+
+
+def load_game(spec: SweepSpec, game: str) -> np.ndarray:
+    return _game_matrix(game, spec.antisymmetrize)
+
+
+# ------------------------------------------------------------------------------------ planning
+@dataclass(frozen=True)
+class Chunk:
+    name: str
+    algorithm: str
+    n: int
+    steps: int
+    record_every: int
+    batch: int  # padded batch size (the same for every chunk of a group: one compile)
+    runs: tuple  # dicts: run, algorithm, game, n, seed, hyper-parameters
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")
+
+
+def plan(spec: SweepSpec) -> list[Chunk]:
+    """Every run of the sweep, in canonical order, grouped into chunks."""
+    chunks, run_id = [], 0
+    for name in spec.algorithms:
+        algo = get_algorithm(name)
+        over = spec.algorithm.get(name, {})
+        steps = over.get("steps", spec.steps)
+        record_every = over.get("record_every", spec.record_every or max(1, steps // 100))
+        axes = {f: list(_list(over[f], f)) if f in over else spec.grid[f] for f in algo.hparams._fields
+                if f in over or f in spec.grid}
+        defaults = algo.hparams()._asdict()
+        combos = [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
+        groups: dict[int, list] = {}
+        for game in spec.games:
+            n = load_game(spec, game).shape[0]
+            for combo in combos:
+                hp = {**defaults, **combo}
+                try:  # validate every configuration before running any
+                    algo.make_hparams(**hp)
+                except ValueError as exc:
+                    raise SpecError(str(exc)) from None
+                for seed in spec.seeds:
+                    groups.setdefault(n, []).append({"run": run_id, "algorithm": name, "game": game, "n": n,
+                                                     "seed": int(seed), **hp})
+                    run_id += 1
+        for n, runs in groups.items():
+            cap = max(1, min(spec.chunk_size, MATRIX_BYTES_PER_CHUNK // (8 * n * n)))
+            batch = min(cap, len(runs))
+            for k in range(0, len(runs), batch):
+                chunks.append(Chunk(f"{_slug(name)}-n{n}-{k // batch:05d}", name, n, steps, record_every, batch,
+                                    tuple(runs[k:k + batch])))
+    return chunks
+
+
+# ------------------------------------------------------------------------------------ running
+def run_chunk(spec: SweepSpec, chunk: Chunk):
+    """One chunk as one vmapped computation; returns its tidy DataFrame (padding dropped)."""
+    runs = list(chunk.runs) + [chunk.runs[-1]] * (chunk.batch - len(chunk.runs))
+    algo = get_algorithm(chunk.algorithm)
+    hparams = {f: [r[f] for r in runs] for f in algo.hparams._fields}
+    target = spec.target  # the LP Nash is solved once per game, not once per run
+    if target == "nash":
+        target = np.stack([_game_nash(r["game"], spec.antisymmetrize) for r in runs])
+    result = run_batch(algo, [load_game(spec, r["game"]) for r in runs], steps=chunk.steps,
+                       record_every=chunk.record_every, hparams=hparams, init=spec.init, ref=spec.ref,
+                       target=target, metric_tau=spec.metric_tau, seeds=[r["seed"] for r in runs],
+                       dtype=spec.dtype, record_policy=spec.record_policy)
+    return trace_to_frame(result.trace, result.steps, list(chunk.runs), chunk.name)
+
+
+def _git_revision() -> str | None:
+    try:
+        root = Path(__file__).resolve().parents[1]
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": sys.version.split()[0]}
+    for pkg in ("gamelab", "jax", "jaxlib", "numpy", "scipy", "pandas", "pyarrow"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def prepare(spec: SweepSpec, out) -> list[Chunk]:
+    """Plan the sweep and create or check the results folder's manifest.
+
+    Raises :class:`SpecError` if ``out`` already holds results of a different spec.
+    """
+    out = Path(out)
+    chunks = plan(spec)
+    manifest = read_manifest(out)
+    if manifest is not None:
+        if manifest.get("spec_digest") != spec.digest():
+            raise SpecError(f"{out} holds results of a different sweep spec (digest {manifest.get('spec_digest')} "
+                            f"vs {spec.digest()}); use a new --out folder")
+        return chunks
+    if out.exists() and any(out.iterdir()):
+        raise SpecError(f"{out} exists, is not empty and is not a gamelab results folder")
+    write_manifest(out, {
+        "spec": spec.canonical(), "spec_digest": spec.digest(), "versions": _versions(),
+        "git_revision": _git_revision(), "seeds": list(spec.seeds), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "chunks": {c.name: [c.runs[0]["run"], c.runs[-1]["run"]] for c in chunks},
+        "total_runs": sum(len(c.runs) for c in chunks),
+    })
+    return chunks
+
+
+def execute(spec: SweepSpec, out, *, progress: bool = True, on_chunk: Callable | None = None) -> dict:
+    """Run every chunk not yet finished under ``out``. Returns counts of done/skipped chunks and runs."""
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    chunks = prepare(spec, out)
+    done = finished_chunks(out)
+    todo = [c for c in chunks if c.name not in done]
+    skipped = len(chunks) - len(todo)
+    total = sum(len(c.runs) for c in todo)
+    bar = tqdm(total=total, unit="run", disable=not progress, dynamic_ncols=True, file=sys.stderr,
+               desc=f"chunks {skipped}/{len(chunks)}")
+    for chunk in todo:
+        write_chunk(out, chunk.name, run_chunk(spec, chunk))
+        skipped_or_done = len(finished_chunks(out))
+        bar.set_description(f"chunks {skipped_or_done}/{len(chunks)}")
+        bar.update(len(chunk.runs))
+        if on_chunk is not None:
+            on_chunk(chunk)
+    bar.close()
+    return {"chunks": len(chunks), "ran": len(todo), "skipped": skipped, "runs": total}
