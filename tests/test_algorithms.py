@@ -269,3 +269,44 @@ def test_record_policy_and_start_at_reference():
     batch = run_batch("inpo", [COMAL3], steps=10, record_every=5, record_policy=True, init="ref", ref="random", seeds=[3, 4])
     np.testing.assert_allclose(np.asarray(batch.trace["policy"][0]), np.asarray(single.trace["policy"]), atol=1e-15)
     assert not np.allclose(np.asarray(batch.trace["policy"][1, 0]), ref)  # another seed, another reference
+
+
+@pytest.mark.parametrize("name", ["inpo", "nash_md", "extragradient", "comal"])
+def test_eta_tau_above_one_is_rejected_where_the_update_needs_it(name):
+    with pytest.raises(ValueError, match="eta\\*tau must be <= 1"):
+        run(name, COMAL3, steps=2, eta=2.0, tau=1.0)
+    r = run(name, COMAL3, steps=3, eta=1.0, tau=1.0, init=[1.0, 0.0, 0.0], **small(name))  # ητ = 1 exactly
+    assert np.all(np.isfinite(np.asarray(r.policy)))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", ALGOS)
+def test_numerical_extremes_give_no_nan(name, dtype):
+    """η from 1e-3 to 1e3, τ from 1e-6 to 1 (ητ ≤ 1 where the update requires it): every policy is
+    on the simplex and no metric is NaN. KL to the Nash may be +inf, honestly, for algorithms whose
+    iterates put exactly zero mass on a Nash response (fictitious play, regret matching)."""
+    algo = REGISTRY[name]
+    fields = algo.hparams._fields
+    grid = [(eta, tau) for eta in (1e-3, 1.0, 1e3) for tau in (1e-6, 1e-3, 1.0)
+            if not ("*" in "".join(c for c, _ in algo.constraints) and eta * tau > 1)]
+    hp = {}
+    if "eta" in fields:
+        hp["eta"] = [e for e, _ in grid]
+    if "tau" in fields:
+        hp["tau"] = [t for _, t in grid]
+    if "beta" in fields:
+        hp["beta"] = [t for _, t in grid]
+    hp.update({k: v for k, v in small(name).items()})
+    rng = np.random.default_rng(3)
+    games = [random_matrix(rng, 8) for _ in grid]
+    r = run_batch(name, games, steps=40, record_every=10, hparams=hp, init="random", seeds=list(range(len(grid))),
+                  dtype=dtype)
+    p = np.asarray(r.policy)
+    assert np.all(np.isfinite(p)) and np.all(p >= 0)
+    np.testing.assert_allclose(p.sum(-1), 1.0, atol=1e-5 if dtype == "float32" else 1e-12)
+    assert not np.isnan(np.asarray(r.logp)).any()
+    for key, values in r.trace.items():
+        values = np.asarray(values)
+        assert not np.isnan(values).any(), key
+        if "kl_to_target" not in key:
+            assert np.all(np.isfinite(values)), key

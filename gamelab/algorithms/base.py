@@ -22,6 +22,8 @@ CONSTRAINTS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], str]] = {
     "nonnegative": (lambda x: x >= 0, "must be >= 0"),
     "count": (lambda x: (x >= 1) & (x == np.round(x)), "must be a whole number >= 1"),
     "flag": (lambda x: (x == 0) | (x == 1), "must be 0 or 1 (false or true)"),
+    # for updates π^{1−ητ}·ref^{ητ}: beyond ητ = 1 the current policy gets a negative exponent
+    "at_most_one": (lambda x: x <= 1, "must be <= 1 (the update raises π_t to the power 1 − η·τ)"),
 }
 
 # What an algorithm's last iterate converges to (DESIGN §3); the test suite keys its theorems on it.
@@ -55,10 +57,14 @@ class Algorithm(NamedTuple):
 
 
 def validate_hparams(algo: Algorithm, hp) -> None:
-    """Raise ``ValueError`` naming the hyper-parameter, its value and the rule it breaks."""
+    """Raise ``ValueError`` naming the hyper-parameter, its value and the rule it breaks.
+
+    A constraint on ``"eta*tau"`` applies to the product of those fields."""
     rules = dict(algo.constraints)
-    for field in hp._fields:
-        value = getattr(hp, field)
+    products = [f for f in rules if "*" in f]
+    for field in list(hp._fields) + products:
+        value = getattr(hp, field) if "*" not in field else np.prod(
+            [np.asarray(getattr(hp, f), dtype=np.float64) for f in field.split("*")], axis=0)
         try:
             arr = np.asarray(value, dtype=np.float64)
         except (TypeError, ValueError):

@@ -20,8 +20,10 @@ def win_rates(game, logp):
 
 
 def geometric(logp, ref, weight):
-    """``log`` of ``π^{1−w}·ref^{w}``; ``w = 0`` keeps ``-inf`` entries of π exactly as they are."""
-    return jnp.where(weight == 0, logp, (1.0 - weight) * logp + weight * ref)
+    """``log`` of ``π^{1−w}·ref^{w}`` for w ∈ [0, 1]; exact at both ends (π^0 = 1 even where π = 0,
+    which a plain ``0·(−inf)`` would turn into NaN)."""
+    mixed = (1.0 - weight) * logp + weight * ref
+    return jnp.where(weight == 0, logp, jnp.where(weight == 1, ref, mixed))
 
 
 # ---------------------------------------------------------------- states and hyper-parameters
@@ -142,6 +144,7 @@ def replicator_step(game, hp, s):
 
 POS, NONNEG, COUNT = "positive", "nonnegative", "count"
 ETA_TAU = (("eta", POS), ("tau", POS))
+GEOMETRIC = (("eta*tau", "at_most_one"),)  # updates with π^{1−ητ}
 
 MWU = register(Algorithm(
     "mwu", Eta, (("eta", POS),), init_policy, mwu_step, "none",
@@ -152,16 +155,16 @@ OMWU = register(Algorithm(
     "optimistic MWU: π ∝ π·exp(η(2g_t − g_{t−1})), g_{−1} = g_0",
 ))
 EXTRAGRADIENT = register(Algorithm(
-    "extragradient", ExtragradientHP, (("eta", POS), ("tau", NONNEG)), init_ref, extragradient_step, "nash",
+    "extragradient", ExtragradientHP, (("eta", POS), ("tau", NONNEG)) + GEOMETRIC, init_ref, extragradient_step, "nash",
     "mirror-prox / EGPO: a half step from π_t, then the full step from π_t with the half step's win rates"
     " (τ > 0: the regularized game, converging to π*_τ)",
 ))
 INPO = register(Algorithm(
-    "inpo", EtaTau, ETA_TAU, init_ref, inpo_step, "regularized_nash",
+    "inpo", EtaTau, ETA_TAU + GEOMETRIC, init_ref, inpo_step, "regularized_nash",
     "INPO: π ∝ π^{1−ητ}·ref^{ητ}·exp(η Pπ)",
 ))
 NASH_MD = register(Algorithm(
-    "nash_md", EtaTau, ETA_TAU, init_ref, nash_md_step, "biased_regularized_nash",
+    "nash_md", EtaTau, ETA_TAU + GEOMETRIC, init_ref, nash_md_step, "biased_regularized_nash",
     "Nash-MD: μ ∝ π^{1−ητ}·ref^{ητ}, π ∝ μ·exp(η Pμ) (π*_τ up to an O(η) bias)",
 ))
 MMD = register(Algorithm(

@@ -68,7 +68,8 @@ def make_comal(inner_name: str = "inpo") -> Algorithm:
     return Algorithm(
         "comal" + suffix,
         COMALHP,
-        (("eta", "positive"), ("tau", "positive"), ("inner", "count"), ("inner_tol", "nonnegative")),
+        (("eta", "positive"), ("tau", "positive"), ("inner", "count"), ("inner_tol", "nonnegative"))
+        + tuple(c for c in inner.constraints if "*" in c[0]),
         init,
         step,
         "nash",
