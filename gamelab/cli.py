@@ -222,6 +222,107 @@ def demo(
     typer.echo("figure: " + ", ".join(str(p) for p in paths))
 
 
+PLOT_KINDS = ("gaps", "simplex", "heatmap", "policy", "all")
+
+
+def load_results_or_fail(results: Path):
+    from gamelab.results import load_results
+
+    if not results.is_dir():
+        fail(f"{results} is not a folder (give a results folder written by `gamelab sweep`)")
+    try:
+        return load_results(results)
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        fail(str(exc))
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-._" else "_" for c in str(text)).strip("_")
+
+
+@app.command()
+def plot(
+    results: Path = typer.Argument(..., help="a results folder (written by `gamelab sweep`)"),
+    kind: str = typer.Option("all", help="gaps | simplex | heatmap | policy | all"),
+    metric: str = typer.Option("duality_gap", help="metric to plot (gaps, heatmap)"),
+    out: Optional[Path] = typer.Option(None, help="folder for the figures (default RESULTS/figures)"),
+    game: Optional[str] = typer.Option(None, help="only this game (its spec as in the sweep)"),
+    x: str = typer.Option("eta", help="heatmap: hyper-parameter on the x axis"),
+    y: str = typer.Option("tau", help="heatmap: hyper-parameter on the y axis"),
+):
+    """Figures from a results folder: gap curves, simplex trajectories, η×τ heatmaps, policy evolution."""
+    if kind not in PLOT_KINDS:
+        fail(f"--kind must be one of {', '.join(PLOT_KINDS)}, got {kind!r}")
+    df = load_results_or_fail(results)
+    from gamelab import plots
+
+    if metric not in df.columns:
+        fail(f"metric {metric!r} is not in the results")
+    if game is not None:
+        if game not in set(df["game"]):
+            fail(f"game {game!r} is not in the results (have: {', '.join(sorted(set(df['game'])))})")
+        df = df[df["game"] == game]
+    out = out if out is not None else results / "figures"
+    tag = f"_{_slug(game)}" if game else ""
+    written, skipped = [], []
+    has_policy = "policy" in df.columns
+    jobs = []
+    if kind in ("gaps", "all"):
+        jobs.append(("gaps", lambda: plots.plot_gaps(df, out / f"gaps_{metric}{tag}", metric=metric)))
+    if kind in ("simplex", "all"):
+        if kind == "all" and not has_policy:
+            skipped.append("simplex (no policy column: record policies in the sweep)")
+        elif kind == "all" and "n" in df.columns and not (df.groupby("game")["n"].first() == 3).any():
+            skipped.append("simplex (no 3-response game)")
+        else:
+            jobs.append(("simplex", lambda: plots.plot_simplex(df, out / f"simplex{tag}", game=game)))
+    if kind in ("heatmap", "all"):
+        takes_both = x in df.columns and y in df.columns and (df[x].notna() & df[y].notna()).any()
+        if kind == "all" and not takes_both:
+            skipped.append(f"heatmap (no run takes both {x} and {y})")
+        else:
+            jobs.append(("heatmap", lambda: plots.plot_heatmap(df, out / f"heatmap_{metric}_{x}_{y}{tag}",
+                                                               metric=metric, x=x, y=y)))
+    if kind in ("policy", "all"):
+        if kind == "all" and not has_policy:
+            skipped.append("policy (no policy column: record policies in the sweep)")
+        else:
+            first_runs = [] if not has_policy else df.groupby("algorithm")["run"].min().sort_values().tolist()
+            for r in first_runs or [None]:  # the first run of each algorithm
+                jobs.append(("policy", lambda r=r: plots.plot_policy_evolution(df, out / f"policy_run{r}", run=r)))
+    for name, job in jobs:
+        try:
+            written += job()
+        except ValueError as exc:
+            fail(f"{name}: {exc}")
+    for note in skipped:
+        typer.echo(f"skipped {note}", err=True)
+    for p in written:
+        typer.echo(str(p))
+
+
+@app.command()
+def report(
+    results: Path = typer.Argument(..., help="a results folder (written by `gamelab sweep`)"),
+    csv: Optional[Path] = typer.Option(None, help="also write the summary table to this CSV file"),
+    metric: str = typer.Option("duality_gap", help="metric the gaps, thresholds and verdicts refer to"),
+):
+    """One line per algorithm × game × configuration: final/best gaps, steps to 1e-3/1e-6/1e-9, verdict."""
+    df = load_results_or_fail(results)
+    from gamelab.report import format_table, summarize
+
+    try:
+        summary = summarize(df, metric=metric)
+    except ValueError as exc:
+        fail(str(exc))
+    typer.echo(f"{metric} in {results} (medians over seeds; steps in the table's units, COMAL: outer iterations)")
+    typer.echo(format_table(summary))
+    if csv is not None:
+        csv.parent.mkdir(parents=True, exist_ok=True)
+        summary.to_csv(csv, index=False)
+        typer.echo(f"csv: {csv}")
+
+
 @app.command()
 def sweep(
     spec: Optional[Path] = typer.Argument(None, help="a TOML sweep spec (see gamelab.sweep); flags below override it"),
