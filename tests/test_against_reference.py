@@ -190,13 +190,9 @@ def reference_trajectory(name, P, hp, pi0, ref):
 
 
 def dpo_fit_converged(P, hp, traj, states):
-    """Per step t = 1..T: whether the engine's Bradley–Terry fit on π_{t−1} reached its minimizer.
-
-    Known engine bug (see test_iterative_dpo_bradley_terry_fit_reaches_its_minimizer): the
-    undamped Newton iteration of the fit can settle into a 2-cycle, and the step then uses a reward
-    that is not the fit. The general comparisons stop before the first such step so that they still
-    test everything else; the strict-xfail test pins the bug. Once it is fixed this check is a no-op.
-    """
+    """Per step t = 1..T: whether the engine's Bradley–Terry fit on π_{t−1} reached its minimizer
+    (its gradient is zero to 1e-9). An undamped Newton fit once fell into a 2-cycle here; see
+    test_iterative_dpo_bradley_terry_fit_reaches_its_minimizer."""
     ok = []
     for t in range(1, traj.shape[0]):
         pi = traj[t - 1]
@@ -213,7 +209,8 @@ def comparable_steps(name, hp, P, pe, pr, states):
     T = pe.shape[0]
     if name == "iterative_dpo":
         ok = dpo_fit_converged(P, hp, pe, states)
-        return T if ok.all() else 1 + int(np.argmin(ok))
+        assert ok.all(), f"the Bradley–Terry fit did not converge at step {1 + int(np.argmin(ok))}"
+        return T
     if name in ("regret_matching", "regret_matching_plus"):
         # π_t = R_t⁺/ΣR_t⁺: when every positive cumulative regret is at rounding level (regrets
         # that are 0 in exact arithmetic come out as ±1e-16 depending on summation order), π_t is
@@ -342,16 +339,12 @@ def test_trajectory_matches_reference_on_hypothesis_games(name):
 
 
 # --------------------------------------------------------------------------------------------
-# edge cases found by these tests (a strict xfail marks a bug still open: it fails the moment the
-# bug is fixed, so that the marker gets removed)
+# edge cases found by these tests (regressions of bugs they found)
 # --------------------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug: gamelab.algorithms.preference.bradley_terry_fit runs 30 Newton steps with no "
-    "line search (only an ∞-norm cap of 4 per step) from the previous step's reward; from a far "
-    "warm start it settles into a 2-cycle and returns a reward that is not the fit (seed 115, "
-    "step 2: objective 0.33130 vs the minimum 0.31873; π_2 off by 0.17), on ~4% of random "
-    "5-response games within 50 steps"))
+# Regression: the Bradley–Terry fit was undamped Newton from the previous step's reward and fell into
+# a 2-cycle on ~4% of random 5-response games (seed 115, step 2: objective 0.33130 vs the minimum
+# 0.31873; π_2 off by 0.17). It now keeps the best of several step lengths.
 @pytest.mark.parametrize("seed, fixed_ref, bad_step", [(115, 1, 2), (76, 0, 16)])
 def test_iterative_dpo_bradley_terry_fit_reaches_its_minimizer(seed, fixed_ref, bad_step):
     rng = np.random.default_rng(seed)

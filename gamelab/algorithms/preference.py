@@ -18,7 +18,7 @@ from gamelab.algorithms.base import Algorithm, register
 from gamelab.algorithms.mirror import RefState, init_ref, win_rates
 
 NEWTON_STEPS = 30  # Newton iterations of the Bradley–Terry fit per step (warm-started)
-MAX_NEWTON_MOVE = 4.0  # trust region on each Newton step (in reward units, ∞-norm)
+STEP_LENGTHS = 0.5 ** jnp.arange(12.0)  # line search: the best of these multiples of each Newton step
 
 
 class DPOState(NamedTuple):
@@ -38,12 +38,19 @@ class IPOHP(NamedTuple):
 
 
 def bradley_terry_fit(P, weights, reward0, ridge):
-    """argmin_r Σ_ij w_ij·[−P_ij·log σ(r_i − r_j)] + ridge/2·‖r‖² by damped Newton.
+    """argmin_r Σ_ij w_ij·[−P_ij·log σ(r_i − r_j)] + ridge/2·‖r‖² by Newton with a line search.
 
     The gradient is ``Σ_j w_ij (σ(r_i − r_j) − P_ij) + ridge·r`` and the Hessian a weighted graph
-    Laplacian plus ``ridge·I`` (w symmetric, P + Pᵀ = 1), so each Newton step is one n×n solve.
+    Laplacian plus ``ridge·I`` (w symmetric, P + Pᵀ = 1), so each Newton step is one n×n solve and
+    always a descent direction. Each step takes the largest of the step lengths 1, 1/2, …, 1/2¹¹
+    that passes Armijo's test (with a rounding-level slack, so that near the optimum full Newton
+    steps pass and convergence stays quadratic); undamped Newton can fall into a 2-cycle on this
+    loss from a far warm start.
     """
     n = P.shape[0]
+
+    def objective(r):
+        return -jnp.sum(weights * P * jax.nn.log_sigmoid(r[:, None] - r[None, :])) + 0.5 * ridge * r @ r
 
     def newton(_, r):
         s = jax.nn.sigmoid(r[:, None] - r[None, :])
@@ -51,7 +58,14 @@ def bradley_terry_fit(P, weights, reward0, ridge):
         c = weights * s * (1.0 - s)
         hess = jnp.diag(jnp.sum(c, axis=1)) - c + ridge * jnp.eye(n, dtype=P.dtype)
         d = -jnp.linalg.solve(hess, grad)
-        return r + d * jnp.minimum(1.0, MAX_NEWTON_MOVE / jnp.maximum(jnp.max(jnp.abs(d)), 1e-300))
+        alphas = STEP_LENGTHS.astype(r.dtype)
+        candidates = r[None, :] + alphas[:, None] * d[None, :]
+        values = jax.vmap(objective)(candidates)
+        f0 = objective(r)
+        slack = 8 * jnp.finfo(r.dtype).eps * jnp.abs(f0)
+        passes = values <= f0 + 1e-4 * alphas * (grad @ d) + slack  # NaN/inf values never pass
+        first = jnp.argmax(passes)  # the largest passing step length
+        return jnp.where(passes[first], candidates[first], r)
 
     r = lax.fori_loop(0, NEWTON_STEPS, newton, reward0)
     return r - jnp.mean(r)
