@@ -46,9 +46,11 @@ def _colors(k: int):
 
 
 def _save(fig, path) -> list[Path]:
+    """Save as PATH.png and PATH.svg ('tau0.1' stays 'tau0.1.png'; a given .png/.svg is replaced)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    out = [path.with_suffix(".png"), path.with_suffix(".svg")]
+    stem = path.with_suffix("") if path.suffix.lower() in (".png", ".svg") else path
+    out = [stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".svg")]
     for p in out:
         fig.savefig(p, dpi=130)
     plt.close(fig)
