@@ -17,7 +17,7 @@ def gamelab(*args, cwd=None):
                           timeout=300)
 
 
-@pytest.mark.parametrize("command", [[], ["list"], ["nash"], ["run"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["list"], ["nash"], ["run"], ["demo"], ["sweep"], ["plot"], ["report"]])
 def test_help_everywhere(command):
     out = gamelab(*command, "--help")
     assert out.returncode == 0 and "Usage" in out.stdout
