@@ -310,3 +310,10 @@ def test_numerical_extremes_give_no_nan(name, dtype):
         assert not np.isnan(values).any(), key
         if "kl_to_target" not in key:
             assert np.all(np.isfinite(values)), key
+
+
+def test_batched_hyperparameters_are_validated_elementwise():
+    with pytest.raises(ValueError, match="eta\\*tau must be <= 1.*got 2"):
+        run_batch("inpo", [COMAL3], steps=2, hparams={"eta": [0.5, 20.0], "tau": 0.1})
+    with pytest.raises(ValueError, match="eta must be > 0, got -1"):
+        run_batch("mwu", [COMAL3], steps=2, hparams={"eta": [0.5, -1.0]})

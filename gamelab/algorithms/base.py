@@ -12,6 +12,7 @@ is the only place that jits, vmaps or scans.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
@@ -63,8 +64,8 @@ def validate_hparams(algo: Algorithm, hp) -> None:
     rules = dict(algo.constraints)
     products = [f for f in rules if "*" in f]
     for field in list(hp._fields) + products:
-        value = getattr(hp, field) if "*" not in field else np.prod(
-            [np.asarray(getattr(hp, f), dtype=np.float64) for f in field.split("*")], axis=0)
+        value = getattr(hp, field) if "*" not in field else functools.reduce(
+            np.multiply, [np.asarray(getattr(hp, f), dtype=np.float64) for f in field.split("*")])
         try:
             arr = np.asarray(value, dtype=np.float64)
         except (TypeError, ValueError):
