@@ -18,7 +18,7 @@ import numpy as np
 from jax import lax
 
 from gamelab.algorithms import Algorithm, get_algorithm
-from gamelab.games.core import Game, make_game, validate_matrix
+from gamelab.games.core import Game, make_game
 from gamelab.metrics import policy_metrics
 from gamelab.nash import exact_nash
 
@@ -133,9 +133,9 @@ def policy_logits(spec, n: int, *, name: str, key=None, positive: bool = False) 
 
 
 def _as_game(game) -> np.ndarray:
-    """The validated (n, n) float64 matrix of a Game or array-like."""
-    P = np.asarray(game.P if isinstance(game, Game) else game, dtype=np.float64)
-    return np.asarray(make_game(validate_matrix(P)).P)
+    """The validated (n, n) float64 matrix of a Game or array-like (validated in its own
+    precision: a float32 matrix is held to float32 rounding)."""
+    return np.asarray(make_game(np.asarray(game.P if isinstance(game, Game) else game)).P, dtype=np.float64)
 
 
 def _target(target, P: np.ndarray) -> np.ndarray | None:
@@ -228,7 +228,7 @@ def run_batch(algorithm, games, *, steps: int, record_every: int = 1, hparams: d
     if isinstance(games, Game):
         mats = [np.asarray(p) for p in (games.P[None] if games.P.ndim == 2 else games.P)]
     else:
-        mats = [np.asarray(g.P if isinstance(g, Game) else g, dtype=np.float64) for g in games]
+        mats = [np.asarray(g.P if isinstance(g, Game) else g) for g in games]
     if not mats:
         raise ValueError("run_batch needs at least one game")
     mats = [_as_game(m) for m in mats]

@@ -38,7 +38,9 @@ def validate_matrix(P, *, atol: float = DEFAULT_ATOL) -> np.ndarray:
     """Check that ``P`` is a valid preference matrix; return it as a float64 NumPy array.
 
     Each violation raises :class:`InvalidGameError` naming the first offending entry and how far
-    off it is. ``atol`` is the tolerance for ``P + P.T = 1`` and the diagonal.
+    off it is. ``atol`` is the tolerance for ``P + P.T = 1`` and the diagonal; for input of lower
+    precision than float64 it is at least 8 ulps of that precision (a float32 matrix that sums to
+    1 in float32 is valid).
     """
     try:
         arr = np.asarray(P)
@@ -55,30 +57,32 @@ def validate_matrix(P, *, atol: float = DEFAULT_ATOL) -> np.ndarray:
         raise InvalidGameError(f"preference matrix must be square, got shape {arr.shape}")
     if n < 2:
         raise InvalidGameError(f"a game needs at least 2 responses, got shape {arr.shape}")
+    if np.issubdtype(arr.dtype, np.floating) and np.finfo(arr.dtype).bits < 64:
+        atol = max(atol, 8 * float(np.finfo(arr.dtype).eps))
     arr = arr.astype(np.float64)
     bad = ~np.isfinite(arr)
     if bad.any():
         i, j = _where(bad)
         raise InvalidGameError(
-            f"preference matrix has {int(bad.sum())} non-finite entries, first P[{i}, {j}] = {arr[i, j]}"
+            f"preference matrix has {int(bad.sum())} non-finite entries, first P[{i}, {j}] = {float(arr[i, j])}"
         )
     out = (arr < 0) | (arr > 1)
     if out.any():
         i, j = _where(out)
         raise InvalidGameError(
-            f"entries must lie in [0, 1]: P[{i}, {j}] = {arr[i, j]!r} ({int(out.sum())} entries outside)"
+            f"entries must lie in [0, 1]: P[{i}, {j}] = {float(arr[i, j])!r} ({int(out.sum())} entries outside)"
         )
     diag = np.abs(np.diag(arr) - 0.5)
     if diag.max() > atol:
         i = int(np.argmax(diag))
         raise InvalidGameError(
-            f"diagonal must be 1/2: P[{i}, {i}] = {arr[i, i]!r} (off by {diag[i]:.3g} > atol {atol:g})"
+            f"diagonal must be 1/2: P[{i}, {i}] = {float(arr[i, i])!r} (off by {diag[i]:.3g} > atol {atol:g})"
         )
     sym = np.abs(arr + arr.T - 1.0)
     if sym.max() > atol:
         i, j = np.unravel_index(int(np.argmax(sym)), sym.shape)
         raise InvalidGameError(
-            f"P + P.T must equal 1: P[{i}, {j}] + P[{j}, {i}] = {arr[i, j] + arr[j, i]!r} "
+            f"P + P.T must equal 1: P[{i}, {j}] + P[{j}, {i}] = {float(arr[i, j] + arr[j, i])!r} "
             f"(off by {sym[i, j]:.3g} > atol {atol:g}; largest violation)"
         )
     return arr

@@ -1,0 +1,209 @@
+"""Hostile inputs: malformed games, files, hyper-parameters and specs are refused, through the
+library and the CLI, with an error that names the problem, a non-zero exit and no traceback."""
+import math
+import string
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from gamelab.cli import app
+from gamelab.games import InvalidGameError, make_game, parse_game
+
+runner = CliRunner()
+
+
+def cli(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    # a clean refusal is typer.Exit(2): result.exception is SystemExit; anything else escaped
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+def valid(n, rng):
+    U = np.triu(rng.uniform(size=(n, n)), 1)
+    P = U + np.tril(1 - U.T, -1)
+    np.fill_diagonal(P, 0.5)
+    return P
+
+
+@st.composite
+def malformed_games(draw):
+    """(array or text, expected message fragment): every way a matrix can be wrong."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    n = draw(st.integers(2, 6))
+    P = valid(n, rng)
+    kind = draw(st.sampled_from(["1d", "3d", "nonsquare", "empty", "1x1", "nan", "inf", "range", "asym", "diag",
+                                 "ragged", "text", "complex"]))
+    i, j = draw(st.integers(0, n - 1)), draw(st.integers(0, n - 1))
+    if kind == "1d":
+        return P[0], "must be 2-D"
+    if kind == "3d":
+        return np.stack([P, P]), "must be 2-D"
+    if kind == "nonsquare":
+        return P[:, :-1], "must be square"
+    if kind == "empty":
+        return np.zeros((0, 0)), ""
+    if kind == "1x1":
+        return np.array([[0.5]]), "at least 2 responses"
+    if kind in ("nan", "inf"):
+        P[i, j] = np.nan if kind == "nan" else draw(st.sampled_from([np.inf, -np.inf]))
+        return P, "non-finite"
+    if kind == "range":
+        off = draw(st.floats(1e-3, 10))
+        P[i, j] = 1 + off if draw(st.booleans()) else -off
+        return P, "[0, 1]"
+    if kind == "asym":
+        k = (i + 1) % n if i == j else j
+        P[i, k] = P[i, k] + (0.2 if P[i, k] < 0.5 else -0.2)
+        return P, "P + P.T must equal 1"
+    if kind == "diag":
+        P[i, i] = draw(st.floats(0.0, 0.45))
+        return P, "diagonal must be 1/2"
+    if kind == "ragged":
+        return "0.5,0.3\n0.7\n", "ragged"
+    if kind == "complex":
+        return P + 1j, "complex"
+    token = draw(st.text(string.ascii_letters, min_size=1, max_size=5))
+    return f"0.5 {token}\n0.5 0.5\n", "is not a number"
+
+
+def write(tmp: Path, content, suffix: str) -> Path:
+    path = tmp / f"game{suffix}"
+    if isinstance(content, str):
+        path.write_text(content)
+    elif suffix == ".npy":
+        np.save(path, content)
+    else:
+        arr = np.atleast_2d(content) if content.ndim < 3 else content.reshape(content.shape[0], -1)
+        np.savetxt(path, arr, delimiter="," if suffix == ".csv" else " ")
+    return path
+
+
+@given(case=malformed_games(), suffix=st.sampled_from([".npy", ".csv", ".txt"]))
+@settings(max_examples=60)
+def test_malformed_game_files_are_refused_by_the_cli(case, suffix):
+    content, message = case
+    if isinstance(content, str):
+        suffix = ".csv" if message == "ragged" else ".txt"  # text cases
+    if not isinstance(content, str) and np.iscomplexobj(content) and suffix != ".npy":
+        suffix = ".npy"  # text writers cannot hold complex numbers
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write(Path(tmp), content, suffix)
+        for args in (["nash", path], ["run", "mwu", path, "--steps", "3"]):
+            result = cli(*args)
+            assert result.exit_code == 2, (args, result.output)
+            assert result.output.startswith("error: ") and "Traceback" not in result.output
+            if message and not (suffix != ".npy" and message in ("must be 2-D", "complex")):
+                assert message in result.output, (message, result.output)
+
+
+@given(case=malformed_games())
+@settings(max_examples=40)
+def test_malformed_matrices_are_refused_by_the_library(case):
+    content, message = case
+    if isinstance(content, str):
+        return
+    with pytest.raises(InvalidGameError, match=message.replace("[", r"\[").replace("+", r"\+") or None):
+        make_game(content)
+
+
+@pytest.mark.parametrize("path, message", [("/no/such/file.txt", "no such game file"),
+                                           ("__binary__", ""), ("__empty__", "empty")])
+def test_unreadable_files(tmp_path, path, message):
+    if path == "__binary__":
+        path = tmp_path / "garbage.npy"
+        path.write_bytes(b"\x93NUMPY\x00garbage")
+    elif path == "__empty__":
+        path = tmp_path / "empty.txt"
+        path.write_text("")
+    result = cli("nash", path)
+    assert result.exit_code == 2 and result.output.startswith("error: ") and message in result.output
+
+
+BAD_HPARAMS = [
+    (["run", "mwu", "rps", "--eta", "-0.5"], "eta must be > 0"),
+    (["run", "mwu", "rps", "--eta", "nan"], "eta must be finite"),
+    (["run", "inpo", "rps", "--tau", "nan"], "tau must be finite"),
+    (["run", "inpo", "rps", "--tau", "0"], "tau must be > 0"),
+    (["run", "mmd", "rps", "--tau", "-1"], "tau must be > 0"),
+    (["run", "comal", "rps", "--inner", "0"], "inner must be a whole number"),
+    (["run", "inpo", "rps", "--eta", "10", "--tau", "1"], "eta*tau must be <= 1"),
+    (["run", "mwu", "rps", "--steps", "0"], "steps must be a positive integer"),
+    (["run", "mwu", "rps", "--record-every", "0"], "record_every must be a positive integer"),
+    (["run", "nope", "rps"], "unknown algorithm 'nope'"),
+    (["run", "mwu", "nope"], "unknown game 'nope'"),
+    (["run", "mwu", "random:n=1,seed=0"], "n must be"),
+    (["run", "mwu", "random:n=x"], "n"),
+    (["run", "mwu", "rps", "--init", "0,0,0"], "positive sum"),
+    (["run", "inpo", "rps", "--ref", "1,0,1"], "positive probability"),
+    (["nash", "rps", "--tau", "0"], "tau must be a positive"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD_HPARAMS)
+def test_bad_hyperparameters_and_names_are_refused(args, message):
+    result = cli(*args)
+    assert result.exit_code == 2 and message in result.output, result.output
+
+
+@given(eta=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 0)))
+@settings(max_examples=40)
+def test_any_invalid_eta_is_refused(eta):
+    if isinstance(eta, float) and math.isfinite(eta) and eta > 0:
+        return
+    result = cli("run", "mwu", "rps", "--steps", "2", "--eta", repr(float(eta)))
+    assert result.exit_code == 2 and "eta must be" in result.output
+
+
+@pytest.mark.parametrize("text, message", [
+    ("steps = [", "not valid TOML"),
+    ('algorithms = ["mwu"]\ngames = ["rps"]\n', "needs 'steps'"),
+    ('algorithms = ["mwu"]\ngames = ["rps"]\nsteps = 5\n[grid]\neta = [-1.0]\n', "eta must be > 0"),
+    ('algorithms = ["mwu"]\ngames = ["rps"]\nsteps = 5\n[grid]\ntau = [0.1]\n', "not hyper-parameters"),
+    ('algorithms = ["mwu"]\ngames = ["bogus:n=3"]\nsteps = 5\n', "unknown game"),
+    ('algorithms = ["mwu"]\ngames = ["random:n=3,seed=5..2"]\nsteps = 5\n', "empty range"),
+    ('algorithms = "mwu"\ngames = ["rps"]\nsteps = 5\nextra = 1\n', "unknown spec key"),
+])
+def test_bad_sweep_specs_are_refused(tmp_path, text, message):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(text)
+    result = cli("sweep", spec, "--out", tmp_path / "out", "--quiet")
+    assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_rrps_gets_a_precise_error_and_a_way_through():
+    path = Path(__file__).resolve().parents[2] / "shared" / "data" / "openspiel" / "rrps_bot_table.txt"
+    if not path.is_file():
+        pytest.skip(f"shared data not found at {path}")
+    with pytest.raises(InvalidGameError, match="antisymmetrize") as err:
+        parse_game(str(path))
+    assert "35.2" in str(err.value) or "35" in str(err.value)
+    assert parse_game(str(path), antisymmetrize=True).P.shape == (43, 43)
+
+
+def test_large_games_and_underflow_stay_finite():
+    """n = 10^4 in float32 for a few steps: probabilities underflow to 0 but nothing is NaN."""
+    from gamelab.run import run
+
+    n = 10_000
+    rng = np.random.default_rng(0)
+    U = np.triu(rng.uniform(size=(n, n)).astype(np.float32), 1)
+    P = U + np.tril(1 - U.T, -1)
+    np.fill_diagonal(P, 0.5)
+    r = run("mwu", P, steps=3, eta=1e3, dtype="float32", target=None)
+    p = np.asarray(r.policy)
+    assert np.all(np.isfinite(p)) and (p == 0).any() and abs(p.sum() - 1) < 1e-4
+    assert all(np.all(np.isfinite(np.asarray(v))) for v in r.trace.values())
+
+
+def test_validation_tolerance_follows_the_input_precision():
+    P = valid(5, np.random.default_rng(1)).astype(np.float32)
+    P = np.triu(P, 1) + np.tril(np.float32(1) - P.T, -1) + np.diag(np.full(5, 0.5, np.float32))
+    make_game(P)  # sums to 1 in float32: valid
+    with pytest.raises(InvalidGameError, match="P \\+ P.T must equal 1"):
+        make_game(P.astype(np.float64) + np.triu(np.full((5, 5), 1e-7), 1))  # float64: held to 1e-9
