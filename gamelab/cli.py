@@ -333,11 +333,29 @@ def sweep(
     seeds: Optional[str] = typer.Option(None, help="comma-separated seeds"),
     grid: List[str] = typer.Option([], "--grid", help="NAME=v1,v2,... (repeatable), e.g. --grid eta=0.05,0.1"),
     record_every: Optional[int] = typer.Option(None, help="record metrics every k steps (default steps // 100)"),
-    chunk_size: Optional[int] = typer.Option(None, help="runs per vmapped chunk (default 256)"),
+    chunk_size: Optional[int] = typer.Option(None, help="runs per results file (default 256)"),
     quiet: bool = typer.Option(False, help="no progress bar"),
+    coordinator: Optional[str] = typer.Option(None, help="multi-host: jax.distributed coordinator HOST:PORT"),
+    num_processes: Optional[int] = typer.Option(None, help="multi-host: number of processes"),
+    process_id: Optional[int] = typer.Option(None, help="multi-host: this process's index"),
+    distributed: bool = typer.Option(False, help="multi-host: jax.distributed.initialize() from the cluster's "
+                                                 "environment (SLURM, TPU pods, ...)"),
 ):
-    """Run a sweep (algorithms × games × grid × seeds) into a resumable Parquet results folder."""
+    """Run a sweep (algorithms × games × grid × seeds) into a resumable Parquet results folder.
+
+    Every local device is used (runs sharded over a device mesh); with --coordinator/--num-processes/
+    --process-id (or --distributed) the processes share the chunks through jax.distributed.
+    """
     from gamelab.sweep import SpecError, execute, load_spec, make_spec
+
+    if distributed or coordinator is not None:
+        import jax
+
+        try:
+            jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
+                                       process_id=process_id)
+        except (ValueError, RuntimeError) as exc:
+            fail(f"jax.distributed.initialize failed: {exc}")
 
     raw = {}
     try:

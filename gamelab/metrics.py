@@ -64,7 +64,8 @@ def regularized_gap(P: jax.Array, logits: jax.Array, ref_logits: jax.Array, tau)
     ``τ·log Σ ref·exp(g/τ)`` is evaluated as a log-sum-exp, so it stays finite for small τ.
     """
     g = win_rates(P, logits)
-    best = tau * logsumexp(log_normalize(ref_logits) + g / tau)
+    inv_tau = 1.0 / tau  # explicit: XLA otherwise rewrites g / τ differently in sharded programs
+    best = tau * logsumexp(log_normalize(ref_logits) + g * inv_tau)
     return jnp.maximum(2.0 * (best + tau * kl(logits, ref_logits) - 0.5), 0.0)
 
 

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.sharding import NamedSharding, PartitionSpec
 
 from gamelab.algorithms import Algorithm, get_algorithm
 from gamelab.games.core import Game, make_game
@@ -214,13 +215,15 @@ def run(algorithm, game, *, steps: int, record_every: int = 1, init=None, ref=No
 
 def run_batch(algorithm, games, *, steps: int, record_every: int = 1, hparams: dict | None = None,
               init=None, ref=None, target="nash", metric_tau=None, seeds: Sequence[int] | int = 0,
-              dtype=None, jit: bool = True, record_policy: bool = False) -> RunResult:
+              dtype=None, jit: bool = True, record_policy: bool = False, mesh=None) -> RunResult:
     """Run one algorithm over a batch of B runs as one vmapped computation.
 
     ``games``: a list of games / matrices or a batched :class:`Game`; one game is broadcast.
     ``hparams``: name -> scalar or length-B sequence. ``seeds``: int or length-B sequence (used by
     'random' init/ref). ``init``/``ref``/``target``: as in :func:`run`, or a (B, n) array. Values of
-    hyper-parameters are traced: changing them never recompiles.
+    hyper-parameters are traced: changing them never recompiles. ``mesh``: a one-axis
+    ``jax.sharding.Mesh``; the runs are sharded over its devices (B must be a multiple of its size),
+    each device computing B / size runs with no communication.
     """
     algo = _resolve(algorithm)
     _check_steps(steps, record_every)
@@ -268,6 +271,10 @@ def run_batch(algorithm, games, *, steps: int, record_every: int = 1, hparams: d
         None if targets[0] is None else as_dtype(np.stack(targets)),
         None if tau is None else as_dtype(np.broadcast_to(np.asarray(tau), (B,))),
     )
+    if mesh is not None:
+        if B % mesh.size:
+            raise ValueError(f"a batch of {B} runs cannot be split evenly over {mesh.size} devices")
+        args = jax.device_put(args, NamedSharding(mesh, PartitionSpec(mesh.axis_names[0])))
     fn = _simulate_batch_jit if jit else simulate_batch
     state, avg, trace, final = fn(algo, *args, steps=steps, record_every=record_every, record_policy=record_policy)
     return RunResult(state, state.logp, avg, recorded_steps(steps, record_every), trace, final)

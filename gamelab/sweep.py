@@ -6,6 +6,13 @@ one game size n, at most ``chunk_size`` runs. A chunk is computed in vmapped pie
 width per group (set by n and the group's size, never by ``chunk_size``; the last piece padded),
 so a group compiles once and — XLA's arithmetic depending on the batch shape only, not on a
 run's position or neighbours — results are bit-identical whatever the chunk size.
+
+Scale-out uses JAX's own machinery. On a host with several devices (GPUs, TPU cores, or CPU
+devices from ``--xla_force_host_platform_device_count``) D pieces run at once as one computation
+sharded over a one-axis ``jax.sharding.Mesh``: each device computes exactly one piece, the same
+shape as unsharded, so the results are bit-identical. Across hosts (``jax.distributed``), process
+p of P takes the chunks whose index is p mod P; process 0 writes the manifest, the others wait for
+it at a barrier. Runs are independent, so no collective is ever needed.
 :func:`execute` runs the chunks not yet on disk, each as one vmapped, jitted computation, and
 writes each atomically: killing a sweep loses at most the chunk in flight, and re-running the same
 command finishes it without recomputing or duplicating anything.
@@ -43,7 +50,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
+import jax
 import numpy as np
+from jax.sharding import Mesh
 
 from gamelab.algorithms import get_algorithm
 from gamelab.games import parse_game
@@ -256,16 +265,27 @@ def plan(spec: SweepSpec) -> list[Chunk]:
 
 
 # ------------------------------------------------------------------------------------ running
-def run_chunk(spec: SweepSpec, chunk: Chunk):
-    """One chunk, in vmapped pieces of the group's width; returns its tidy DataFrame."""
+def run_chunk(spec: SweepSpec, chunk: Chunk, devices=None):
+    """One chunk, in vmapped pieces of the group's width, ``len(devices)`` pieces at a time sharded
+    over those devices; returns its tidy DataFrame."""
     import pandas as pd
 
-    pieces = [chunk.runs[k:k + chunk.width] for k in range(0, len(chunk.runs), chunk.width)]
-    return pd.concat([_run_piece(spec, chunk, list(p)) for p in pieces], ignore_index=True)
+    devices = list(devices or jax.local_devices()[:1])
+    mesh = Mesh(np.array(devices), ("runs",)) if len(devices) > 1 else None
+    pieces = [list(chunk.runs[k:k + chunk.width]) for k in range(0, len(chunk.runs), chunk.width)]
+    frames = []
+    for k in range(0, len(pieces), len(devices)):
+        group = pieces[k:k + len(devices)]
+        frames.append(_run_pieces(spec, chunk, group, mesh, len(devices)))
+    return pd.concat(frames, ignore_index=True)
 
 
-def _run_piece(spec: SweepSpec, chunk: Chunk, piece: list):
-    runs = piece + [piece[-1]] * (chunk.width - len(piece))  # padding, dropped below
+def _run_pieces(spec: SweepSpec, chunk: Chunk, group: list, mesh, slots: int):
+    """Pieces side by side, each padded to the width, the group padded to ``slots`` pieces."""
+    padded = [p + [p[-1]] * (chunk.width - len(p)) for p in group]
+    padded += [padded[-1]] * (slots - len(padded))  # idle devices repeat the last piece
+    runs = [r for p in padded for r in p]
+    piece = [r for p in group for r in p]  # the rows kept
     algo = get_algorithm(chunk.algorithm)
     hparams = {f: [r[f] for r in runs] for f in algo.hparams._fields}
     target = spec.target  # the LP Nash is solved once per game, not once per run
@@ -274,8 +294,10 @@ def _run_piece(spec: SweepSpec, chunk: Chunk, piece: list):
     result = run_batch(algo, [load_game(spec, r["game"]) for r in runs], steps=chunk.steps,
                        record_every=chunk.record_every, hparams=hparams, init=spec.init, ref=spec.ref,
                        target=target, metric_tau=spec.metric_tau, seeds=[r["seed"] for r in runs],
-                       dtype=spec.dtype, record_policy=spec.record_policy)
-    return trace_to_frame(result.trace, result.steps, piece, chunk.name)
+                       dtype=spec.dtype, record_policy=spec.record_policy, mesh=mesh)
+    keep = np.concatenate([np.arange(i * chunk.width, i * chunk.width + len(p)) for i, p in enumerate(group)])
+    trace = {k: np.asarray(v)[keep] for k, v in result.trace.items()}
+    return trace_to_frame(trace, result.steps, piece, chunk.name)
 
 
 def _git_revision() -> str | None:
@@ -323,24 +345,42 @@ def prepare(spec: SweepSpec, out) -> list[Chunk]:
     return chunks
 
 
-def execute(spec: SweepSpec, out, *, progress: bool = True, on_chunk: Callable | None = None) -> dict:
-    """Run every chunk not yet finished under ``out``. Returns counts of done/skipped chunks and runs."""
+def _barrier(name: str) -> None:
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
+def execute(spec: SweepSpec, out, *, progress: bool = True, on_chunk: Callable | None = None,
+            devices=None) -> dict:
+    """Run every chunk not yet finished under ``out`` (this process's share of them when running
+    under ``jax.distributed``), sharding pieces over ``devices`` (default: every local device).
+    Returns counts of chunks and runs: total, run now, already finished."""
     from tqdm.auto import tqdm
 
     out = Path(out)
-    chunks = prepare(spec, out)
+    devices = list(devices if devices is not None else jax.local_devices())
+    if jax.process_index() == 0:
+        chunks = prepare(spec, out)
+    _barrier("gamelab-manifest")
+    if jax.process_index() != 0:
+        chunks = prepare(spec, out)
+    count, index = jax.process_count(), jax.process_index()
     done = finished_chunks(out)
-    todo = [c for c in chunks if c.name not in done]
-    skipped = len(chunks) - len(todo)
+    mine = [c for k, c in enumerate(chunks) if k % count == index]
+    todo = [c for c in mine if c.name not in done]
+    skipped = len(chunks) - len(todo) if count == 1 else len(mine) - len(todo)
     total = sum(len(c.runs) for c in todo)
     bar = tqdm(total=total, unit="run", disable=not progress, dynamic_ncols=True, file=sys.stderr,
                desc=f"chunks {skipped}/{len(chunks)}")
     for chunk in todo:
-        write_chunk(out, chunk.name, run_chunk(spec, chunk))
+        write_chunk(out, chunk.name, run_chunk(spec, chunk, devices))
         skipped_or_done = len(finished_chunks(out))
         bar.set_description(f"chunks {skipped_or_done}/{len(chunks)}")
         bar.update(len(chunk.runs))
         if on_chunk is not None:
             on_chunk(chunk)
     bar.close()
+    _barrier("gamelab-sweep-done")
     return {"chunks": len(chunks), "ran": len(todo), "skipped": skipped, "runs": total}

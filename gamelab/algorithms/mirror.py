@@ -99,8 +99,9 @@ def inpo_logits(game, hp, logp, ref, g):
 
 
 def extragradient_step(game, hp, s):
-    half = inpo_logits(game, hp, s.logp, s.ref, win_rates(game, s.logp))
-    return RefState(inpo_logits(game, hp, s.logp, s.ref, win_rates(game, half)), s.ref)
+    base = geometric(s.logp, s.ref, hp.eta * hp.tau)  # π_t^{1−ητ}·ref^{ητ}, shared by both half steps
+    half = log_softmax(base + hp.eta * win_rates(game, s.logp))
+    return RefState(log_softmax(base + hp.eta * win_rates(game, half)), s.ref)
 
 
 def inpo_step(game, hp, s):

@@ -12,13 +12,14 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from gamelab.algorithms.base import Algorithm, register
 from gamelab.algorithms.mirror import RefState, init_ref, win_rates
 
 NEWTON_STEPS = 30  # Newton iterations of the Bradley–Terry fit per step (warm-started)
-STEP_LENGTHS = 0.5 ** jnp.arange(12.0)  # line search: the best of these multiples of each Newton step
+STEP_LENGTHS = 0.5 ** np.arange(12.0)  # line search: the best of these multiples of each Newton step
 
 
 class DPOState(NamedTuple):
@@ -58,7 +59,7 @@ def bradley_terry_fit(P, weights, reward0, ridge):
         c = weights * s * (1.0 - s)
         hess = jnp.diag(jnp.sum(c, axis=1)) - c + ridge * jnp.eye(n, dtype=P.dtype)
         d = -jnp.linalg.solve(hess, grad)
-        alphas = STEP_LENGTHS.astype(r.dtype)
+        alphas = jnp.asarray(STEP_LENGTHS, r.dtype)
         candidates = r[None, :] + alphas[:, None] * d[None, :]
         values = jax.vmap(objective)(candidates)
         f0 = objective(r)
