@@ -79,20 +79,29 @@ METRIC_NAMES = (
 )
 
 
-def policy_metrics(P, logits, ref_logits, *, tau=None, target_logits=None) -> dict[str, jax.Array]:
-    """Every metric of one policy as a dict of scalars.
+def policy_metrics(P, logits, ref_logits, *, tau=None, target_logits=None, normalized: bool = False) -> dict[str, jax.Array]:
+    """Every metric of one policy as a dict of scalars, with one matrix–vector product.
 
     ``regularized_gap`` is present only when ``tau`` is given and ``kl_to_target`` (``KL(target‖π)``,
     the Lyapunov function of prox-point methods when the target is a Nash) only when a target is.
+    The win rate against the reference uses ``πᵀ P ref = 1 − refᵀ (Pπ)`` (P + Pᵀ = 1), so the
+    whole set costs the single product g = Pπ — the same product the next update computes.
+    ``normalized=True`` promises that ``logits`` are already log-probabilities (as every
+    algorithm state's are), so g is computed from exactly the expression the update uses.
     """
+    lp, ref = (logits if normalized else log_normalize(logits)), log_normalize(ref_logits)
+    g = P @ jnp.exp(lp)
+    e = jnp.maximum(jnp.max(g) - 0.5, 0.0)
     out = {
-        "exploitability": exploitability(P, logits),
-        "duality_gap": duality_gap(P, logits),
-        "entropy": entropy(logits),
-        "win_rate_vs_ref": win_rate(P, logits, ref_logits),
+        "exploitability": e,
+        "duality_gap": 2.0 * e,
+        "entropy": entropy(lp),
+        "win_rate_vs_ref": 1.0 - jnp.exp(ref) @ g,
     }
     if tau is not None:
-        out["regularized_gap"] = regularized_gap(P, logits, ref_logits, tau)
+        inv_tau = 1.0 / tau
+        best = tau * logsumexp(ref + g * inv_tau)
+        out["regularized_gap"] = jnp.maximum(2.0 * (best + tau * kl(lp, ref) - 0.5), 0.0)
     if target_logits is not None:
-        out["kl_to_target"] = kl(target_logits, logits)
+        out["kl_to_target"] = kl(target_logits, lp)
     return out

@@ -39,26 +39,37 @@ class RunResult(NamedTuple):
         return jnp.exp(self.logp)
 
 
-def _metrics(P, logp, avg, ref, tau, target, record_policy=False):
-    last = policy_metrics(P, logp, ref, tau=tau, target_logits=target)
-    mean = policy_metrics(P, jnp.log(avg), ref, tau=tau, target_logits=target)
+def _metrics(P, carry, ref, tau, target, record_policy, record_average):
+    state, avg, _ = carry
+    out = policy_metrics(P, state.logp, ref, tau=tau, target_logits=target, normalized=True)
     if record_policy:
-        last["policy"], mean["policy"] = jnp.exp(logp), avg
-    return {**last, **{f"avg_{k}": v for k, v in mean.items()}}
+        out["policy"] = jnp.exp(state.logp)
+    if record_average:
+        mean = policy_metrics(P, jnp.log(avg), ref, tau=tau, target_logits=target)
+        if record_policy:
+            mean["policy"] = avg
+        out.update({f"avg_{k}": v for k, v in mean.items()})
+    return out
 
 
 def simulate(algo: Algorithm, game: Game, hp, init_logp, ref_logp, target_logp, metric_tau, *, steps: int,
-             record_every: int, record_policy: bool = False):
+             record_every: int, record_policy: bool = False, record_average: bool = True):
     """Run ``steps`` steps of ``algo`` on one game; record metrics every ``record_every`` steps.
 
     Pure and unbatched. ``target_logp`` (KL target) and ``metric_tau`` (for the regularized gap)
     may be None, in which case those metrics are absent. ``record_policy`` adds the policies
-    themselves (``policy`` and ``avg_policy``, shape (R, n)) to the trace.
+    themselves (``policy`` and ``avg_policy``, shape (R, n)) to the trace; ``record_average=False``
+    drops the average-iterate metrics (each costs one more product with P per recording).
+
+    A recording and the step after it share one loop body, so the product Pπ_t that the metrics
+    need is the one the update computes (XLA merges them): recording every step costs about one
+    matrix–vector product per step, not two.
     """
     P = game.P
-    state = algo.init(game, hp, init_logp, ref_logp)
+    record = partial(_metrics, P, ref=ref_logp, tau=metric_tau, target=target_logp, record_policy=record_policy,
+                     record_average=record_average)
 
-    def advance(_, carry):
+    def advance(carry):
         state, avg, t = carry
         state = algo.step(game, hp, state)
         t = t + 1
@@ -66,30 +77,32 @@ def simulate(algo: Algorithm, game: Game, hp, init_logp, ref_logp, target_logp, 
         return state, avg, t
 
     def interval(carry, _):
-        carry = lax.fori_loop(0, record_every, advance, carry)
-        state, avg, _ = carry
-        return carry, _metrics(P, state.logp, avg, ref_logp, metric_tau, target_logp, record_policy)
+        row = record(carry)
+        carry = advance(carry)
+        return lax.fori_loop(1, record_every, lambda _, c: advance(c), carry), row
 
+    state = algo.init(game, hp, init_logp, ref_logp)
     carry = (state, jnp.exp(state.logp), jnp.zeros((), jnp.int32))
-    first = _metrics(P, state.logp, carry[1], ref_logp, metric_tau, target_logp, record_policy)
     carry, rows = lax.scan(interval, carry, None, length=steps // record_every)
-    carry = lax.fori_loop(0, steps % record_every, advance, carry)
+    tail = []
+    if steps % record_every:  # the row at (steps // k)·k, then the remaining steps
+        tail.append(record(carry))
+        carry = lax.fori_loop(0, steps % record_every, lambda _, c: advance(c), carry)
+    final = record(carry)
+    trace = {k: jnp.concatenate([rows[k]] + [t[k][None] for t in tail] + [final[k][None]]) for k in final}
     state, avg, _ = carry
-    final = _metrics(P, state.logp, avg, ref_logp, metric_tau, target_logp, record_policy)
-    last = [final[k][None] for k in first] if steps % record_every else [None] * len(first)
-    trace = {k: jnp.concatenate([first[k][None], rows[k]] + ([tail] if tail is not None else []))
-             for k, tail in zip(first, last)}
-    if record_policy:
-        final = {k: v for k, v in final.items() if not k.endswith("policy")}
+    final = {k: v for k, v in final.items() if not k.endswith("policy")}
     return state, avg, trace, final
 
 
-def simulate_batch(algo, *args, steps: int, record_every: int, record_policy: bool = False):
+def simulate_batch(algo, *args, steps: int, record_every: int, record_policy: bool = False,
+                   record_average: bool = True):
     """:func:`simulate` vmapped over a leading batch axis of every array argument."""
-    return jax.vmap(partial(simulate, algo, steps=steps, record_every=record_every, record_policy=record_policy))(*args)
+    return jax.vmap(partial(simulate, algo, steps=steps, record_every=record_every, record_policy=record_policy,
+                            record_average=record_average))(*args)
 
 
-_STATIC = ("algo", "steps", "record_every", "record_policy")
+_STATIC = ("algo", "steps", "record_every", "record_policy", "record_average")
 _simulate_jit = jax.jit(simulate, static_argnames=_STATIC)
 _simulate_batch_jit = jax.jit(simulate_batch, static_argnames=_STATIC)
 
@@ -184,7 +197,7 @@ def _init_and_ref(init, ref, n, seed):
 
 def run(algorithm, game, *, steps: int, record_every: int = 1, init=None, ref=None, target="nash",
         metric_tau=None, seed: int = 0, dtype=None, jit: bool = True, record_policy: bool = False,
-        **hparams) -> RunResult:
+        record_average: bool = True, **hparams) -> RunResult:
     """Run one algorithm on one game.
 
     ``init``: None (uniform), 'random' (logits ~ N(0, 1) from ``seed``), 'ref' (start at the
@@ -209,13 +222,15 @@ def run(algorithm, game, *, steps: int, record_every: int = 1, init=None, ref=No
         None if tgt is None else as_dtype(tgt), None if tau is None else as_dtype(tau),
     )
     fn = _simulate_jit if jit else simulate
-    state, avg, trace, final = fn(algo, *args, steps=steps, record_every=record_every, record_policy=record_policy)
+    state, avg, trace, final = fn(algo, *args, steps=steps, record_every=record_every, record_policy=record_policy,
+                                  record_average=record_average)
     return RunResult(state, state.logp, avg, recorded_steps(steps, record_every), trace, final)
 
 
 def run_batch(algorithm, games, *, steps: int, record_every: int = 1, hparams: dict | None = None,
               init=None, ref=None, target="nash", metric_tau=None, seeds: Sequence[int] | int = 0,
-              dtype=None, jit: bool = True, record_policy: bool = False, mesh=None) -> RunResult:
+              dtype=None, jit: bool = True, record_policy: bool = False, record_average: bool = True,
+              mesh=None) -> RunResult:
     """Run one algorithm over a batch of B runs as one vmapped computation.
 
     ``games``: a list of games / matrices or a batched :class:`Game`; one game is broadcast.
@@ -276,5 +291,6 @@ def run_batch(algorithm, games, *, steps: int, record_every: int = 1, hparams: d
             raise ValueError(f"a batch of {B} runs cannot be split evenly over {mesh.size} devices")
         args = jax.device_put(args, NamedSharding(mesh, PartitionSpec(mesh.axis_names[0])))
     fn = _simulate_batch_jit if jit else simulate_batch
-    state, avg, trace, final = fn(algo, *args, steps=steps, record_every=record_every, record_policy=record_policy)
+    state, avg, trace, final = fn(algo, *args, steps=steps, record_every=record_every, record_policy=record_policy,
+                                  record_average=record_average)
     return RunResult(state, state.logp, avg, recorded_steps(steps, record_every), trace, final)

@@ -317,3 +317,26 @@ def test_batched_hyperparameters_are_validated_elementwise():
         run_batch("inpo", [COMAL3], steps=2, hparams={"eta": [0.5, 20.0], "tau": 0.1})
     with pytest.raises(ValueError, match="eta must be > 0, got -1"):
         run_batch("mwu", [COMAL3], steps=2, hparams={"eta": [0.5, -1.0]})
+
+
+@pytest.mark.parametrize("name, expected", [("mwu", 2), ("inpo", 2), ("omwu", 3)])
+def test_recording_every_step_costs_no_extra_matvec(name, expected):
+    """The metrics of π_t and the update from π_t share one loop body, and XLA merges their
+    products Pπ_t: the compiled run holds one dot in the loop plus one for the final metrics
+    (OMWU: one more for g_{−1} = g_0 at init). Average-iterate metrics add one per recording."""
+    import re
+
+    import jax
+    import jax.numpy as jnp
+
+    from gamelab.games import Game
+    from gamelab.run import simulate
+
+    algo = REGISTRY[name]
+    P, lp = jnp.asarray(random_matrix(np.random.default_rng(0), 50)), jnp.full(50, -np.log(50))
+    hp = algo.hparams(**{k: jnp.asarray(v) for k, v in algo.hparams()._asdict().items()})
+    fn = jax.jit(simulate, static_argnames=("algo", "steps", "record_every", "record_policy", "record_average"))
+    for average, extra in ((False, 0), (True, 2)):
+        text = fn.lower(algo, Game(P), hp, lp, lp, None, None, steps=10, record_every=1,
+                        record_average=average).compile().as_text()
+        assert len(re.findall(r" dot\(", text)) == expected + extra
