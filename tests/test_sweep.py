@@ -92,11 +92,12 @@ def test_execute_load_and_resume(tmp_path):
 
 def test_bit_identical_across_chunk_sizes_and_runs(tmp_path):
     """Same spec and seed → the same bits, whatever the chunk size, and again on a second run."""
-    base = dict(algorithms=["mwu", "inpo", "iterative_dpo", "comal"], games=["random:n=6,seed=0..4", "comal3"],
-                steps=150, seeds=[0, 1], grid={"eta": [0.1, 0.3], "tau": [0.1]}, init="random", record_every=10,
-                algorithm={"comal": {"steps": 4, "inner": [20]}})
+    # iterative DPO is the most rounding-sensitive dynamics here (1e-8 apart across batch shapes
+    # before the fix); MWU stands for the mirror methods (1e-15)
+    base = dict(algorithms=["mwu", "iterative_dpo"], games=["random:n=6,seed=0..4"], steps=150, seeds=[0, 1],
+                grid={"eta": [0.1, 0.3]}, init="random", record_every=10)
     frames = []
-    for i, size in enumerate([1, 3, 7, 256, 256]):
+    for i, size in enumerate([1, 7, 256, 256]):
         execute(make_spec(**base, chunk_size=size), tmp_path / str(i), progress=False)
         frames.append(load_results(tmp_path / str(i)).drop(columns="chunk"))
     for other in frames[1:]:
