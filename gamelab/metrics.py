@@ -63,10 +63,13 @@ def regularized_gap(P: jax.Array, logits: jax.Array, ref_logits: jax.Array, tau)
 
     ``τ·log Σ ref·exp(g/τ)`` is evaluated as a log-sum-exp, so it stays finite for small τ.
     """
-    g = win_rates(P, logits)
+    return _regularized_gap(win_rates(P, logits), log_normalize(logits), log_normalize(ref_logits), tau)
+
+
+def _regularized_gap(g, logp, ref_logp, tau):
     inv_tau = 1.0 / tau  # explicit: XLA otherwise rewrites g / τ differently in sharded programs
-    best = tau * logsumexp(log_normalize(ref_logits) + g * inv_tau)
-    return jnp.maximum(2.0 * (best + tau * kl(logits, ref_logits) - 0.5), 0.0)
+    best = tau * logsumexp(ref_logp + g * inv_tau)
+    return jnp.maximum(2.0 * (best + tau * kl(logp, ref_logp) - 0.5), 0.0)
 
 
 METRIC_NAMES = (
@@ -99,9 +102,7 @@ def policy_metrics(P, logits, ref_logits, *, tau=None, target_logits=None, norma
         "win_rate_vs_ref": 1.0 - jnp.exp(ref) @ g,
     }
     if tau is not None:
-        inv_tau = 1.0 / tau
-        best = tau * logsumexp(ref + g * inv_tau)
-        out["regularized_gap"] = jnp.maximum(2.0 * (best + tau * kl(lp, ref) - 0.5), 0.0)
+        out["regularized_gap"] = _regularized_gap(g, lp, ref, tau)
     if target_logits is not None:
         out["kl_to_target"] = kl(target_logits, lp)
     return out
