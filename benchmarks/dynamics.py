@@ -1,0 +1,282 @@
+"""Dynamics: the same T-step runs (gap recorded every step) through gamelab, NumPy and peers.
+
+For every workload (B games × n responses × T steps) and algorithm:
+
+* **gamelab** — the jitted, vmapped driver ``gamelab.run._simulate_batch_jit`` on prebuilt device
+  arrays, exactly the arguments ``run_batch`` builds (uniform start and reference, no KL target,
+  the algorithm's τ as the regularized-gap τ): host-side validation is *not* in the timed region.
+  It records gamelab's last-iterate metrics every step (exploitability, duality gap, entropy, win
+  rate against the reference; regularized gap for INPO) — with ``record_average=False`` where
+  gamelab has that option, else (older gamelab) with the average-iterate metrics as well.
+  ``compile_s`` = first call − median. Diagnostics per workload: ``gamelab, + average-iterate
+  metrics`` (``run_batch``'s default), ``gamelab, record_every=T`` (metrics only at the end: what
+  per-step recording costs) and, for MWU, ``gamelab run_batch`` end to end (validation of every
+  game on the host included).
+* **NumPy per-game loop** — :func:`numpy_ref.per_game_loop` (one game after another); on big
+  batches only the first ``loop_games`` games are timed and the time is scaled by B/loop_games.
+* **NumPy batched** — :func:`numpy_ref.batched` (one loop over steps, batched products).
+* **peers** — :mod:`peers` (nashpy, OpenSpiel) on ``peer_games`` games (scaled by B/peer_games;
+  very slow peers also on fewer steps, scaled by T/steps).
+
+Every figure is a median over repeats after a warm-up, for the *whole workload* (scaled where
+stated); ``per_game_step`` divides it by B·T.
+"""
+from __future__ import annotations
+
+import sys
+from typing import NamedTuple
+
+import numpy as np
+
+import common
+import numpy_ref
+import peers as peers_mod
+
+FAST = ("mwu", "omwu", "inpo")  # the algorithms the targets name
+CLASSICAL = ("replicator", "fictitious_play", "regret_matching")  # the peers' equivalents
+ETA, TAU = 0.1, 0.1
+
+
+class Workload(NamedTuple):
+    name: str
+    B: int
+    n: int
+    steps: int
+    algorithms: tuple[str, ...]
+    loop_games: int  # games timed in the per-game NumPy loop (scaled to B)
+    peer_games: int  # games timed for the peers (0: peers not run on this workload)
+    repeats: int
+    warmup: int  # 0 for workloads where one run takes seconds (the first gamelab call is then
+    #              the warm-up/compile call and is excluded anyway)
+
+
+def workloads(quick: bool, large_steps: int) -> list[Workload]:
+    if quick:
+        return [
+            Workload("B=64 × n=10", 64, 10, 100, FAST + CLASSICAL, 8, 2, 3, 1),
+            Workload("B=8 × n=100", 8, 100, 100, FAST, 4, 0, 3, 1),
+            Workload("B=1 × n=1000", 1, 1000, 50, ("mwu",), 1, 0, 2, 1),
+        ]
+    return [
+        Workload("B=1024 × n=10", 1024, 10, 1000, FAST + CLASSICAL, 64, 8, 5, 1),
+        Workload("B=64 × n=100", 64, 100, 1000, FAST + CLASSICAL, 64, 2, 3, 1),
+        Workload("B=1 × n=1000", 1, 1000, 1000, FAST, 1, 0, 3, 1),
+        Workload("B=1 × n=4000", 1, 4000, large_steps, FAST, 1, 0, 1, 0),
+    ]
+
+
+def hparams_for(algo_obj) -> dict:
+    return {k: v for k, v in {"eta": ETA, "tau": TAU}.items() if k in algo_obj.hparams._fields}
+
+
+# ------------------------------------------------------------------------------ gamelab
+def _supports(fn, name: str) -> bool:
+    import inspect
+
+    target = getattr(fn, "__wrapped__", fn)
+    try:
+        return name in inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def averages_optional() -> bool:
+    """Whether this gamelab can leave the average-iterate metrics out (``record_average``)."""
+    from gamelab.run import run_batch
+
+    return _supports(run_batch, "record_average")
+
+
+def gamelab_runner(name: str, Ps: np.ndarray, steps: int, record_every: int = 1, average: bool = False):
+    """Run the jitted batched driver once on prebuilt arguments (compiling it) and return
+    ``(call, entry, gaps_of, first_output, first_seconds)``: ``call`` re-runs it, ``entry`` says
+    which entry point it is (``run_batch`` if the private driver's signature changed), and
+    ``gaps_of(output)`` extracts the (B, T + 1) last-iterate exploitability trace.
+
+    ``average``: also record the average-iterate metrics (where gamelab makes them optional;
+    older versions always record them)."""
+    import jax.numpy as jnp
+
+    from gamelab.algorithms import get_algorithm
+
+    algo = get_algorithm(name)
+    B, n = Ps.shape[0], Ps.shape[-1]
+    hp_values = hparams_for(algo)
+    try:
+        from gamelab.games import Game
+        from gamelab.run import _cast, _metric_tau, _simulate_batch_jit, simulate_batch
+
+        hp = algo.make_hparams(**{k: np.full(B, v) for k, v in hp_values.items()})
+        hp = _cast(hp, jnp.float64)
+        tau = _metric_tau(algo, hp, None)
+        logp = jnp.full((B, n), -np.log(n), dtype=jnp.float64)
+        args = (Game(jnp.asarray(Ps)), hp, logp, logp, None,
+                None if tau is None else jnp.broadcast_to(jnp.asarray(tau, jnp.float64), (B,)))
+        kwargs = {"steps": steps, "record_every": record_every}
+        if _supports(simulate_batch, "record_average"):
+            kwargs["record_average"] = average
+
+        def call():
+            return _simulate_batch_jit(algo, *args, **kwargs)
+
+        out, first = common.timed(call)
+        return call, "kernel", lambda o: np.asarray(o[2]["exploitability"]), out, first
+    except (ImportError, TypeError, AttributeError, ValueError) as exc:  # pragma: no cover - engine refactors
+        print(f"  [gamelab private driver unavailable ({exc}); timing run_batch instead]", file=sys.stderr)
+        call = gamelab_run_batch(name, Ps, steps, record_every, average)
+        out, first = common.timed(call)
+        return call, "run_batch", lambda o: np.asarray(o.trace["exploitability"]), out, first
+
+
+def gamelab_run_batch(name: str, Ps: np.ndarray, steps: int, record_every: int = 1, average: bool = False):
+    """``run_batch`` end to end: host validation of every game, argument building, the run."""
+    from gamelab.algorithms import get_algorithm
+    from gamelab.run import run_batch
+
+    hp = hparams_for(get_algorithm(name))
+    games = list(Ps)
+    extra = {"record_average": average} if _supports(run_batch, "record_average") else {}
+    return lambda: run_batch(name, games, steps=steps, record_every=record_every, hparams=hp, target=None, **extra)
+
+
+# ------------------------------------------------------------------------------ one workload
+def _row(w: Workload, algo: str, impl: str, m: dict, *, scale: float = 1.0, games: int | None = None,
+         steps: int | None = None, **extra) -> dict:
+    total = m["median_s"] * scale
+    return {
+        "workload": w.name, "B": w.B, "n": w.n, "steps": w.steps, "algorithm": algo, "impl": impl,
+        "median_s": total, "measured_median_s": m["median_s"], "samples_s": m["samples_s"],
+        "warmup_s": m.get("warmup_s"), "scale": scale, "games_timed": games or w.B,
+        "steps_timed": steps or w.steps, "per_game_step_s": total / (w.B * w.steps), **extra,
+    }
+
+
+def run_workload(w: Workload, *, with_peers: bool, log=print) -> list[dict]:
+    Ps = common.random_games(w.B, w.n, seed=0)
+    rows: list[dict] = []
+    optional = averages_optional()
+    for algo in w.algorithms:
+        # gamelab: the workload (last-iterate metrics every step), then diagnostics
+        call, entry, gaps_of, out, first = gamelab_runner(algo, Ps, w.steps, 1, average=not optional)
+        m = common.measure(call, repeats=w.repeats, warmup=0)
+        compile_s = max(first - m["median_s"], 0.0)
+        ref = numpy_ref.batched(algo, Ps[: min(w.B, 16)], w.steps, eta=ETA, tau=TAU)
+        diff = float(np.max(np.abs(gaps_of(out)[: len(ref)] - ref)))
+        del out
+        rows.append(_row(w, algo, "gamelab", m, compile_s=compile_s, entry=entry, max_gap_diff_vs_numpy=diff,
+                         average_metrics=not optional))
+        if optional:
+            call_avg, *_ = gamelab_runner(algo, Ps, w.steps, 1, average=True)
+            rows.append(_row(w, algo, "gamelab, + average-iterate metrics",
+                             common.measure(call_avg, repeats=w.repeats, warmup=0)))
+        call_end, *_ = gamelab_runner(algo, Ps, w.steps, w.steps, average=not optional)
+        rows.append(_row(w, algo, "gamelab, record_every=T", common.measure(call_end, repeats=w.repeats, warmup=0)))
+        del call_end, _
+        if algo == "mwu":
+            e2e = gamelab_run_batch(algo, Ps, w.steps, 1, average=not optional)
+            m_e2e = common.measure(e2e, repeats=1, warmup=1)  # the warm-up call may compile
+            rows.append(_row(w, algo, "gamelab run_batch (incl. host validation)", m_e2e))
+
+        # NumPy: per-game loop (a subset, scaled) and batched
+        sub = Ps[: w.loop_games]
+        m = common.measure(lambda: numpy_ref.per_game_loop(algo, sub, w.steps, eta=ETA, tau=TAU),
+                           repeats=w.repeats, warmup=w.warmup)
+        rows.append(_row(w, algo, "NumPy per-game loop", m, scale=w.B / len(sub), games=len(sub)))
+        if w.B > 1:
+            m = common.measure(lambda: numpy_ref.batched(algo, Ps, w.steps, eta=ETA, tau=TAU),
+                               repeats=w.repeats, warmup=w.warmup)
+            rows.append(_row(w, algo, "NumPy batched", m))
+        log(f"  {w.name}: {algo} done")
+
+    if with_peers and w.peer_games:
+        available, _ = peers_mod.available_peers()
+        for peer in available:
+            if peer.max_n is not None and w.n > peer.max_n:
+                continue
+            steps = min(w.steps, peer.max_steps or w.steps)
+            sub = Ps[: w.peer_games]
+
+            def go(peer=peer, sub=sub, steps=steps):
+                return [peer.fn(P, steps, ETA) for P in sub]
+
+            m = common.measure(go, repeats=max(1, w.repeats // 2), warmup=1)
+            scale = (w.B / len(sub)) * (w.steps / steps)
+            rows.append(_row(w, peer.equivalent, peer.name, m, scale=scale, games=len(sub), steps=steps,
+                             library=peer.library, per_step_gap=peer.per_step_gap, note=peer.note))
+            log(f"  {w.name}: {peer.name} done")
+    return rows
+
+
+def run(quick: bool = False, with_peers: bool = True, large_steps: int = 1000, log=print) -> list[dict]:
+    rows = []
+    for w in workloads(quick, large_steps):
+        log(f"dynamics: {w.name}, T={w.steps}")
+        rows += run_workload(w, with_peers=with_peers, log=log)
+    return rows
+
+
+# ------------------------------------------------------------------------------ tables
+def _get(rows, workload, algo, impl):
+    for r in rows:
+        if r["workload"] == workload and r["algorithm"] == algo and r["impl"] == impl:
+            return r
+    return None
+
+
+def tables(rows: list[dict]) -> str:
+    out = []
+    for wname in dict.fromkeys(r["workload"] for r in rows):
+        wr = [r for r in rows if r["workload"] == wname]
+        B, n, T = wr[0]["B"], wr[0]["n"], wr[0]["steps"]
+        loop_games = next((r["games_timed"] for r in wr if r["impl"] == "NumPy per-game loop"), B)
+        body = []
+        for algo in dict.fromkeys(r["algorithm"] for r in wr if r["impl"] == "gamelab"):
+            g = _get(rows, wname, algo, "gamelab")
+            ge = _get(rows, wname, algo, "gamelab, record_every=T")
+            ga = _get(rows, wname, algo, "gamelab, + average-iterate metrics")
+            lp = _get(rows, wname, algo, "NumPy per-game loop")
+            bt = _get(rows, wname, algo, "NumPy batched")
+            body.append([
+                algo, common.fmt_time(g["median_s"]), common.fmt_time(g["per_game_step_s"]),
+                common.fmt_time(g.get("compile_s")), common.fmt_time(ga["median_s"] if ga else None),
+                common.fmt_time(ge["median_s"] if ge else None),
+                common.fmt_time(lp["median_s"] if lp else None), common.fmt_time(bt["median_s"] if bt else None),
+                common.fmt_ratio(lp["median_s"] / g["median_s"] if lp else None),
+                common.fmt_ratio(bt["median_s"] / g["median_s"] if bt else None),
+                f"{g.get('max_gap_diff_vs_numpy', float('nan')):.0e}",
+            ])
+        e2e = _get(rows, wname, "mwu", "gamelab run_batch (incl. host validation)")
+        scaled = f", NumPy loop timed on {loop_games} games and scaled ×{B // loop_games}" if loop_games < B else ""
+        out.append(f"### Dynamics, {wname}, T = {T} (gap recorded every step{scaled})\n")
+        out.append(common.table(
+            ["algorithm", "gamelab", "per game-step", "compile", "gamelab + average-iterate metrics",
+             "gamelab record_every=T",
+             "NumPy loop", "NumPy batched", "loop / gamelab", "batched / gamelab", "max |Δgap| vs NumPy"], body))
+        if e2e:
+            g = _get(rows, wname, "mwu", "gamelab")
+            out.append(f"\n`run_batch` end to end (MWU, host validation of {B} games included): "
+                       f"{common.fmt_time(e2e['median_s'])}, of which host-side "
+                       f"{common.fmt_time(max(e2e['median_s'] - g['median_s'], 0.0))}.")
+        prs = [r for r in wr if r.get("library")]
+        if prs:
+            body = []
+            for r in prs:
+                eq = _get(rows, wname, r["algorithm"], "gamelab")
+                fast = [_get(rows, wname, a, "gamelab") for a in FAST]
+                slowest = max((f["median_s"] for f in fast if f), default=None)
+                body.append([
+                    r["impl"], r["algorithm"], common.fmt_time(r["per_game_step_s"]),
+                    common.fmt_time(r["median_s"]), f"{r['games_timed']} × {r['steps_timed']}",
+                    common.fmt_time(eq["median_s"] if eq else None),
+                    common.fmt_ratio(r["median_s"] / eq["median_s"] if eq else None),
+                    common.fmt_ratio(r["median_s"] / slowest if slowest else None),
+                    ("every step" if r["per_step_gap"] else "end only") + "; " + r["note"],
+                ])
+            out.append(f"\n#### Peers' dynamics, {wname}, T = {T} (time for the whole workload, scaled "
+                       f"from games × steps timed)\n")
+            out.append(common.table(
+                ["peer", "gamelab equivalent", "per game-step", f"{B} × {T} (scaled)", "timed",
+                 "gamelab time (equivalent)", "peer / gamelab equivalent", "peer / slowest of gamelab MWU, OMWU, INPO",
+                 "gap recorded; note"], body))
+        out.append("")
+    return "\n".join(out)
