@@ -169,4 +169,4 @@ def test_sweep_notebook_runs_then_loads_the_sweep(notebook_env):
     again = execute("sweep_analysis.ipynb", SWEEP_SMALL, notebook_env)
     _no_errors(again)
     assert ": 0 run now" in text_of(again, "execute(spec")
-    assert text_of(again, "format_table(summary)") == report
+    assert text_of(again, "format_table(summary)").strip() == report.strip()  # stream chunking may differ
