@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import time
 from pathlib import Path
 from typing import List, Optional
 
@@ -382,11 +383,11 @@ def sweep(
         if spec is None and not raw:
             fail("give a SPEC.toml or --algorithms/--games/--steps")
         sweep_spec = make_spec(**raw)
-        started = __import__("time").perf_counter()
+        started = time.perf_counter()
         stats = execute(sweep_spec, out, progress=not quiet)
     except (SpecError, ValueError) as exc:
         fail(str(exc))
-    elapsed = __import__("time").perf_counter() - started
+    elapsed = time.perf_counter() - started
     typer.echo(f"{stats['chunks']} chunks: {stats['ran']} run now ({stats['runs']} runs in {elapsed:.1f} s), "
                f"{stats['skipped']} already finished")
     typer.echo(f"results: {out} (load with gamelab.results.load_results; `gamelab report {out}`, `gamelab plot {out}`)")

@@ -177,6 +177,13 @@ def _resolve(algorithm) -> Algorithm:
     return algorithm if isinstance(algorithm, Algorithm) else get_algorithm(algorithm)
 
 
+def _device_args(P, hp, init_logp, ref_logp, target_logp, tau, dtype) -> tuple:
+    """The driver's array arguments in ``dtype`` (integer hyper-parameters keep their type)."""
+    as_dtype = partial(jnp.asarray, dtype=dtype)
+    return (Game(as_dtype(P)), _cast(hp, dtype), as_dtype(init_logp), as_dtype(ref_logp),
+            None if target_logp is None else as_dtype(target_logp), None if tau is None else as_dtype(tau))
+
+
 def _check_steps(steps: int, record_every: int) -> None:
     for label, v in (("steps", steps), ("record_every", record_every)):
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
@@ -216,11 +223,7 @@ def run(algorithm, game, *, steps: int, record_every: int = 1, init=None, ref=No
     init_l, ref_l = _init_and_ref(init, ref, n, seed)
     tgt = _target(target, P)
     tau = _metric_tau(algo, hp, metric_tau)
-    as_dtype = partial(jnp.asarray, dtype=dtype)
-    args = (
-        Game(as_dtype(P)), _cast(hp, dtype), as_dtype(init_l), as_dtype(ref_l),
-        None if tgt is None else as_dtype(tgt), None if tau is None else as_dtype(tau),
-    )
+    args = _device_args(P, hp, init_l, ref_l, tgt, tau, dtype)
     fn = _simulate_jit if jit else simulate
     state, avg, trace, final = fn(algo, *args, steps=steps, record_every=record_every, record_policy=record_policy,
                                   record_average=record_average)
@@ -265,6 +268,7 @@ def run_batch(algorithm, games, *, steps: int, record_every: int = 1, hparams: d
         raise ValueError(f"batch inputs have incompatible lengths {sorted(lengths)}: each must be 1 or B")
     hp = algo.make_hparams(**{k: np.broadcast_to(np.asarray(v), (B,)) for k, v in hparams.items()})
     hp = type(hp)(*(np.broadcast_to(np.asarray(v), (B,)) for v in hp))
+    games_given = mats
     mats = mats * B if len(mats) == 1 else mats
     seeds_arr = np.broadcast_to(seeds_arr, (B,))
 
@@ -273,19 +277,16 @@ def run_batch(algorithm, games, *, steps: int, record_every: int = 1, hparams: d
             return spec[0] if len(spec) == 1 else spec[i]
         return spec
 
-    inits, refs, targets = [], [], []
-    for i in range(B):
-        init_l, ref_l = _init_and_ref(per_run(init, i), per_run(ref, i), n, seeds_arr[i])
-        inits.append(init_l)
-        refs.append(ref_l)
-        targets.append(_target(per_run(target, i), mats[i]))
+    inits, refs = zip(*(_init_and_ref(per_run(init, i), per_run(ref, i), n, seeds_arr[i]) for i in range(B)))
+    if isinstance(target, str) and len(games_given) < B:  # one LP per game given, not one per run
+        solved = [_target(target, m) for m in games_given]
+        targets = [solved[0 if len(solved) == 1 else i] for i in range(B)]
+    else:
+        targets = [_target(per_run(target, i), mats[i]) for i in range(B)]
     tau = _metric_tau(algo, hp, metric_tau)
-    as_dtype = partial(jnp.asarray, dtype=dtype)
-    args = (
-        Game(as_dtype(np.stack(mats))), _cast(hp, dtype), as_dtype(np.stack(inits)), as_dtype(np.stack(refs)),
-        None if targets[0] is None else as_dtype(np.stack(targets)),
-        None if tau is None else as_dtype(np.broadcast_to(np.asarray(tau), (B,))),
-    )
+    args = _device_args(np.stack(mats), hp, np.stack(inits), np.stack(refs),
+                        None if targets[0] is None else np.stack(targets),
+                        None if tau is None else np.broadcast_to(np.asarray(tau), (B,)), dtype)
     if mesh is not None:
         if B % mesh.size:
             raise ValueError(f"a batch of {B} runs cannot be split evenly over {mesh.size} devices")

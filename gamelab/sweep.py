@@ -374,10 +374,9 @@ def execute(spec: SweepSpec, out, *, progress: bool = True, on_chunk: Callable |
     total = sum(len(c.runs) for c in todo)
     bar = tqdm(total=total, unit="run", disable=not progress, dynamic_ncols=True, file=sys.stderr,
                desc=f"chunks {skipped}/{len(chunks)}")
-    for chunk in todo:
+    for k, chunk in enumerate(todo, 1):
         write_chunk(out, chunk.name, run_chunk(spec, chunk, devices))
-        skipped_or_done = len(finished_chunks(out))
-        bar.set_description(f"chunks {skipped_or_done}/{len(chunks)}")
+        bar.set_description(f"chunks {len(chunks) - len(todo) + k}/{len(chunks)}")
         bar.update(len(chunk.runs))
         if on_chunk is not None:
             on_chunk(chunk)

@@ -60,9 +60,16 @@ def test_hyperparameter_values_do_not_recompile(name):
     field = algo.hparams._fields[0]
     default = algo.hparams()[0]
     values = [default, default * 2 if field not in ("fixed_ref",) else 1 - default]
-    r = run_batch(name, [COMAL3], steps=4, hparams={field: values, **{k: v for k, v in small(name).items() if k != field}})
+    from gamelab.run import _simulate_batch_jit
+
+    fixed = {k: v for k, v in small(name).items() if k != field}
+    r = run_batch(name, [COMAL3], steps=4, hparams={field: values, **fixed})
     assert r.logp.shape == (2, 3)
     assert np.all(np.isfinite(np.asarray(r.trace["duality_gap"])))
+    compiled = _simulate_batch_jit._cache_size()
+    other = [v * 0.5 if field != "fixed_ref" else v for v in values]
+    run_batch(name, [COMAL3], steps=4, hparams={field: other, **fixed})
+    assert _simulate_batch_jit._cache_size() == compiled
 
 
 def test_one_compile_per_shape():
