@@ -173,8 +173,26 @@ def _metric_tau(algo: Algorithm, hp, metric_tau):
     return None
 
 
-def _resolve(algorithm) -> Algorithm:
-    return algorithm if isinstance(algorithm, Algorithm) else get_algorithm(algorithm)
+def _resolve(algorithm, n: int, learning: dict | None = None) -> Algorithm:
+    """The algorithm to run: registered by name (or given), made parametric when ``learning``
+    (feedback, policy, batch, optimizer) asks for a feedback mode."""
+    algo = algorithm if isinstance(algorithm, Algorithm) else get_algorithm(algorithm)
+    learning = dict(learning or {})
+    feedback = learning.pop("feedback", None)
+    if feedback in (None, "closed"):
+        if learning:
+            raise ValueError(f"{', '.join(sorted(learning))} only apply with feedback 'exact' or 'sampled'")
+        return algo
+    from gamelab.algorithms.parametric import make_parametric
+    from gamelab.policies import make_policy
+
+    policy = make_policy(learning.pop("policy", "tabular"), n)
+    return make_parametric(algo, policy, feedback, **learning)
+
+
+def _learning(feedback, policy, batch, optimizer) -> dict:
+    given = {"feedback": feedback, "policy": policy, "batch": batch, "optimizer": optimizer}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def _device_args(P, hp, init_logp, ref_logp, target_logp, tau, dtype) -> tuple:
@@ -204,7 +222,8 @@ def _init_and_ref(init, ref, n, seed):
 
 def run(algorithm, game, *, steps: int, record_every: int = 1, init=None, ref=None, target="nash",
         metric_tau=None, seed: int = 0, dtype=None, jit: bool = True, record_policy: bool = False,
-        record_average: bool = True, **hparams) -> RunResult:
+        record_average: bool = True, feedback: str | None = None, policy=None, batch: int | None = None,
+        optimizer: str | None = None, **hparams) -> RunResult:
     """Run one algorithm on one game.
 
     ``init``: None (uniform), 'random' (logits ~ N(0, 1) from ``seed``), 'ref' (start at the
@@ -213,13 +232,21 @@ def run(algorithm, game, *, steps: int, record_every: int = 1, init=None, ref=No
     'nash' (the LP Nash, for ``kl_to_target``), None, or a policy. ``metric_tau``: τ of the recorded
     regularized gap (default: the algorithm's own τ, if it has one). Hyper-parameters are keywords
     (``eta=0.1, tau=0.1``); the rest take the algorithm's defaults.
+
+    ``feedback``: None or 'closed' (the tabular closed-form update), 'exact' or 'sampled' — the
+    algorithm's loss minimized by ``optimizer`` ('adam', 'sgd', …; its ``lr`` and ``updates`` per
+    step are hyper-parameters) on ``policy`` ('tabular', 'linear:d=K' or a
+    :class:`gamelab.policies.Policy`) from exact expectations or ``batch`` sampled pairs per step
+    (:mod:`gamelab.algorithms.parametric`); ``seed`` then also seeds the sampling.
     """
-    algo = _resolve(algorithm)
     _check_steps(steps, record_every)
     dtype = _float_dtype(dtype)
-    hp = algo.make_hparams(**hparams)
     P = _as_game(game)
     n = P.shape[0]
+    algo = _resolve(algorithm, n, _learning(feedback, policy, batch, optimizer))
+    if "seed" in algo.hparams._fields:
+        hparams.setdefault("seed", int(seed))
+    hp = algo.make_hparams(**hparams)
     init_l, ref_l = _init_and_ref(init, ref, n, seed)
     tgt = _target(target, P)
     tau = _metric_tau(algo, hp, metric_tau)
@@ -233,7 +260,8 @@ def run(algorithm, game, *, steps: int, record_every: int = 1, init=None, ref=No
 def run_batch(algorithm, games, *, steps: int, record_every: int = 1, hparams: dict | None = None,
               init=None, ref=None, target="nash", metric_tau=None, seeds: Sequence[int] | int = 0,
               dtype=None, jit: bool = True, record_policy: bool = False, record_average: bool = True,
-              mesh=None) -> RunResult:
+              mesh=None, feedback: str | None = None, policy=None, batch: int | None = None,
+              optimizer: str | None = None) -> RunResult:
     """Run one algorithm over a batch of B runs as one vmapped computation.
 
     ``games``: a list of games / matrices or a batched :class:`Game`; one game is broadcast.
@@ -241,9 +269,9 @@ def run_batch(algorithm, games, *, steps: int, record_every: int = 1, hparams: d
     'random' init/ref). ``init``/``ref``/``target``: as in :func:`run`, or a (B, n) array. Values of
     hyper-parameters are traced: changing them never recompiles. ``mesh``: a one-axis
     ``jax.sharding.Mesh``; the runs are sharded over its devices (B must be a multiple of its size),
-    each device computing B / size runs with no communication.
+    each device computing B / size runs with no communication. ``feedback``, ``policy``, ``batch``,
+    ``optimizer``: as in :func:`run` (each run's sampling is seeded by its entry of ``seeds``).
     """
-    algo = _resolve(algorithm)
     _check_steps(steps, record_every)
     dtype = _float_dtype(dtype)
     if isinstance(games, Game):
@@ -257,8 +285,11 @@ def run_batch(algorithm, games, *, steps: int, record_every: int = 1, hparams: d
     if len(sizes) != 1:
         raise ValueError(f"games in one batch must have the same number of responses, got {sorted(sizes)}")
     n = sizes.pop()
+    algo = _resolve(algorithm, n, _learning(feedback, policy, batch, optimizer))
     hparams = dict(hparams or {})
     seeds_arr = np.atleast_1d(np.asarray(seeds))
+    if "seed" in algo.hparams._fields:
+        hparams.setdefault("seed", seeds_arr)
     lengths = {len(mats), len(seeds_arr)} | {np.size(v) for v in hparams.values()}
     for spec in (init, ref, target):
         if isinstance(spec, (np.ndarray, jax.Array, list)) and np.ndim(spec) == 2:

@@ -480,9 +480,20 @@ def step_iterative_dpo(P, pi, ref, beta, fixed_ref=False, ridge=1e-8):
     return _geometric([rho], [1.0], r / float(beta))
 
 
-def step_iterative_ipo(P, pi, ref, tau):
-    """π' ∝ ref·exp(Pπ/τ)."""
-    return _geometric([ref], [1.0], (P @ pi) / float(tau))
+def step_iterative_ipo(P, pi, ref, tau, mix=0.0):
+    """π' ∝ ref·exp(Pμ/τ), μ ∝ π^{1−mix}·ref^{mix} (mix = 0: μ = π)."""
+    mu = _geometric([pi, ref], [1.0 - float(mix), float(mix)]) if mix else pi
+    return _geometric([ref], [1.0], (P @ mu) / float(tau))
+
+
+def step_nash_md_pg(P, pi, ref, eta, tau, mix):
+    """Exact softmax policy gradient of J(π) = πᵀPμ − τ·KL(π‖ref) with μ ∝ π^{1−mix}·ref^{mix} fixed:
+    ∂J/∂θ_k = π_k·(f_k − Σ_y π_y f_y), f = Pμ − τ·(log π − log ref) − τ; then θ ← θ + η·∂J/∂θ."""
+    mu = _geometric([pi, ref], [1.0 - float(mix), float(mix)])
+    with np.errstate(divide="ignore"):
+        f = P @ mu - float(tau) * (np.where(pi > 0, np.log(np.where(pi > 0, pi, 1.0)) - np.log(ref), 0.0) + 1.0)
+    grad = pi * (f - pi @ f)
+    return _geometric([pi], [1.0], float(eta) * grad)
 
 
 def step_fictitious_play(P, S, c):
@@ -585,7 +596,8 @@ ALGORITHMS: dict[str, Algorithm] = {
     "comal": Algorithm(_no_state, _comal, ("eta", "tau", "inner"), {}),
     "iterative_dpo": Algorithm(_no_state, _stateless(step_iterative_dpo, True), ("beta",),
                                {"fixed_ref": False, "ridge": 1e-8}),
-    "iterative_ipo": Algorithm(_no_state, _stateless(step_iterative_ipo, True), ("tau",), {}),
+    "iterative_ipo": Algorithm(_no_state, _stateless(step_iterative_ipo, True), ("tau",), {"mix": 0.0}),
+    "nash_md_pg": Algorithm(_no_state, _stateless(step_nash_md_pg, True), ("eta", "tau", "mix"), {}),
     "fictitious_play": Algorithm(lambda P, pi0, ref: (pi0.copy(), 1), _fp, (), {}),
     "regret_matching": Algorithm(lambda P, pi0, ref: np.zeros_like(pi0), _rm, (), {}),
     "regret_matching_plus": Algorithm(lambda P, pi0, ref: np.zeros_like(pi0), _rmp, (), {}),

@@ -25,10 +25,37 @@ CONSTRAINTS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], str]] = {
     "flag": (lambda x: (x == 0) | (x == 1), "must be 0 or 1 (false or true)"),
     # for updates π^{1−ητ}·ref^{ητ}: beyond ητ = 1 the current policy gets a negative exponent
     "at_most_one": (lambda x: x <= 1, "must be <= 1 (the update raises π_t to the power 1 − η·τ)"),
+    "fraction": (lambda x: (x >= 0) & (x <= 1), "must be in [0, 1]"),
+    "flip_rate": (lambda x: (x >= 0) & (x < 0.5), "must be in [0, 0.5) (a flip rate of 1/2 erases the preference)"),
+    "seed": (lambda x: (x >= 0) & (x == np.round(x)) & (x < 2**31), "must be a whole number in [0, 2^31)"),
 }
 
 # What an algorithm's last iterate converges to (DESIGN §3); the test suite keys its theorems on it.
 TARGETS = ("nash", "regularized_nash", "biased_regularized_nash", "none", "average_only")
+
+
+class SampledForm(NamedTuple):
+    """How an algorithm runs on a parametric policy from sampled (or exact) feedback (DESIGN §4):
+    which policies draw the two sides of each pair, the loss, and when the reference refreshes.
+
+    ``loss(hp, h, h2, fb)``: a pure function of the policy's log-probabilities of the batch's pairs
+    and the :class:`gamelab.feedback.Feedback` (see :mod:`gamelab.losses`). ``sampler``: who draws
+    y and y′ — ``"current"`` (π_t, the anchor) or ``"mixture"`` (the geometric mixture
+    π_t^{1−w}·π_ref^{w}, w = ``mix(hp)``). ``refresh``: the hyper-parameter K after which the
+    reference is reset to the current policy every K steps (None: never). ``extragradient``: take a
+    half step first, then the full step from π_t with pairs drawn from the half-step policy.
+    ``prox``: for prox-point meta-algorithms (COMAL) the inner algorithm's form; each step then
+    runs ``hp.inner`` steps of it with the reference reset to π_k. ``defaults``: (field, value)
+    pairs replacing the tabular defaults when feedback is sampled (noise needs smaller steps).
+    """
+
+    loss: Callable[..., Any] | None
+    sampler: tuple[str, str] = ("current", "current")
+    mix: Callable[..., Any] | None = None
+    refresh: str | None = None
+    extragradient: bool = False
+    prox: Any = None
+    defaults: tuple[tuple[str, Any], ...] = ()
 
 
 class Algorithm(NamedTuple):
@@ -39,6 +66,7 @@ class Algorithm(NamedTuple):
     step: Callable[..., Any]
     target: str
     description: str
+    sampled: SampledForm | None = None  # the loss form (None: no sampled/parametric version)
 
     def make_hparams(self, **values) -> Any:
         """Validated hyper-parameters; unknown names raise, missing ones take their defaults."""

@@ -10,7 +10,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gamelab.algorithms.base import Algorithm, register
+from gamelab import losses
+from gamelab.algorithms.base import Algorithm, SampledForm, register
 
 log_softmax = jax.nn.log_softmax
 
@@ -65,6 +66,12 @@ class MPOHP(NamedTuple):
     eta: float = 0.1
     tau: float = 0.1
     refresh_every: int = 200
+
+
+class NashMDPGHP(NamedTuple):
+    eta: float = 0.1
+    tau: float = 0.1
+    mix: float = 0.125  # weight of the reference in the opponents' geometric mixture μ ∝ π^{1−mix}·ref^{mix}
 
 
 class ReplicatorHP(NamedTuple):
@@ -134,6 +141,16 @@ def mpo_step(game, hp, s):
     return MagnetState(logp=logp, ref=jnp.where(refresh, logp, s.ref), t=t)
 
 
+def nash_md_pg_step(game, hp, s):
+    """One exact policy-gradient step on the logits: θ ← θ + η·∇_θ[π_θᵀPμ − τ·KL(π_θ‖ref)] with the
+    opponents μ ∝ π_t^{1−mix}·ref^{mix} held fixed; the softmax gradient is π⊙(f − πᵀf),
+    f = Pμ − τ(log π − log ref)."""
+    mu = log_softmax(geometric(s.logp, s.ref, hp.mix))
+    p = jnp.exp(s.logp)
+    f = win_rates(game, mu) - hp.tau * jnp.where(p > 0, s.logp - s.ref, 0.0)
+    return RefState(log_softmax(s.logp + hp.eta * p * (f - p @ f)), s.ref)
+
+
 def replicator_step(game, hp, s):
     g = win_rates(game, s.logp)
     advantage = g - jnp.exp(s.logp) @ g
@@ -143,6 +160,28 @@ def replicator_step(game, hp, s):
     return PolicyState(log_softmax(s.logp + jnp.log(factor)))
 
 
+# ---------------------------------------------------------------- sampled (loss) forms
+def sppo(hp, h, h2, fb):
+    return losses.sppo_loss(h, h2, fb, hp.eta)
+
+
+def inpo(hp, h, h2, fb):
+    return losses.inpo_loss(h, h2, fb, hp.eta, hp.tau)
+
+
+def mmd(hp, h, h2, fb):
+    et = hp.eta * hp.tau
+    return losses.regression_loss(h, h2, fb, 1.0 / (1.0 + et), et / (1.0 + et), 0.5 * hp.eta / (1.0 + et))
+
+
+def nash_md_pg(hp, h, h2, fb):
+    return losses.nash_md_pg_loss(h, h2, fb, hp.tau)
+
+
+def eta_tau(hp):
+    return hp.eta * hp.tau
+
+
 POS, NONNEG, COUNT = "positive", "nonnegative", "count"
 ETA_TAU = (("eta", POS), ("tau", POS))
 GEOMETRIC = (("eta*tau", "at_most_one"),)  # updates with π^{1−ητ}
@@ -150,6 +189,7 @@ GEOMETRIC = (("eta*tau", "at_most_one"),)  # updates with π^{1−ητ}
 MWU = register(Algorithm(
     "mwu", Eta, (("eta", POS),), init_policy, mwu_step, "none",
     "Hedge / multiplicative weights: π ∝ π·exp(η Pπ) (= SPPO, DNO, iterative IPO with reference π_t)",
+    SampledForm(sppo),
 ))
 OMWU = register(Algorithm(
     "omwu", Eta, (("eta", POS),), omwu_init, omwu_step, "nash",
@@ -159,22 +199,32 @@ EXTRAGRADIENT = register(Algorithm(
     "extragradient", ExtragradientHP, (("eta", POS), ("tau", NONNEG)) + GEOMETRIC, init_ref, extragradient_step, "nash",
     "mirror-prox / EGPO: a half step from π_t, then the full step from π_t with the half step's win rates"
     " (τ > 0: the regularized game, converging to π*_τ)",
+    SampledForm(inpo, extragradient=True),  # EGPO: both mirror steps as INPO-type regressions
 ))
 INPO = register(Algorithm(
     "inpo", EtaTau, ETA_TAU + GEOMETRIC, init_ref, inpo_step, "regularized_nash",
     "INPO: π ∝ π^{1−ητ}·ref^{ητ}·exp(η Pπ)",
+    SampledForm(inpo),
 ))
 NASH_MD = register(Algorithm(
     "nash_md", EtaTau, ETA_TAU + GEOMETRIC, init_ref, nash_md_step, "biased_regularized_nash",
     "Nash-MD: μ ∝ π^{1−ητ}·ref^{ητ}, π ∝ μ·exp(η Pμ) (π*_τ up to an O(η) bias)",
+    SampledForm(inpo, sampler=("mixture", "mixture"), mix=eta_tau),  # the regression form
+))
+NASH_MD_PG = register(Algorithm(
+    "nash_md_pg", NashMDPGHP, ETA_TAU + (("mix", "fraction"),), init_ref, nash_md_pg_step, "biased_regularized_nash",
+    "Nash-MD-PG: a policy-gradient step on the logits toward P(π ≻ μ) − τ·KL(π‖ref), μ ∝ π^{1−mix}·ref^{mix}",
+    SampledForm(nash_md_pg, sampler=("current", "mixture"), mix=lambda hp: hp.mix),
 ))
 MMD = register(Algorithm(
     "mmd", EtaTau, ETA_TAU, init_ref, mmd_step, "regularized_nash",
     "magnetic mirror descent: π ∝ (π·ρ^{ητ}·exp(η Pπ))^{1/(1+ητ)}, magnet ρ = reference",
+    SampledForm(mmd),
 ))
 MPO = register(Algorithm(
     "mpo", MPOHP, ETA_TAU + (("refresh_every", COUNT),), mpo_init, mpo_step, "nash",
     "magnetic preference optimization: MMD whose magnet is reset to π every refresh_every steps",
+    SampledForm(mmd, refresh="refresh_every"),
 ))
 REPLICATOR = register(Algorithm(
     "replicator", ReplicatorHP, (("eta", POS),), init_policy, replicator_step, "average_only",

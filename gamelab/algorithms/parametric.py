@@ -1,0 +1,175 @@
+"""The solver interface: any algorithm with a sampled form, run on a parametric policy.
+
+:func:`make_parametric` turns a registered algorithm (its :class:`~gamelab.algorithms.base.SampledForm`:
+sampling policies × loss × reference refresh) plus a policy, a feedback mode and an optax optimizer
+into an ordinary :class:`Algorithm`. Its state carries the policy parameters and ``logp`` (the
+policy's full log-distribution), so the one driver in :mod:`gamelab.run` runs it unchanged, with
+the same traces, metrics, sweeps and CLI. One step t of the parametric algorithm:
+
+1. the anchor is the current policy π_t (its parameters, held fixed for the step);
+2. a batch of feedback is drawn: ``batch`` pairs from the sampling policies with Bernoulli labels
+   from the game's oracle (``feedback="sampled"``), or all n² pairs with exact weights and label
+   probabilities (``feedback="exact"``); labels are flipped with probability ``flip``;
+3. ``updates`` optimizer steps are taken on the loss over that batch (the first from π_t);
+4. every K steps (MPO: ``refresh_every``) the reference is reset to the new policy.
+
+EGPO (``extragradient``) takes the update twice: a half step gives π_{t+½}, then the full step
+restarts from π_t with pairs drawn from π_{t+½}. COMAL's step is one outer iteration: the reference
+is set to π_k and ``inner`` steps of its inner algorithm's sampled form follow.
+
+The tabular engine is the special case of a tabular policy, exact expectations and the closed-form
+minimizer of the loss; ``feedback="exact"`` with enough ``updates`` reproduces it (the
+population-minimizer tests in tests/test_sampled.py).
+
+Hyper-parameters: the algorithm's own, plus ``lr`` (the optimizer's learning rate, traced, so a
+sweep over it does not recompile), ``updates`` (optimizer steps per batch), ``flip`` (label noise)
+and ``seed`` (the run's PRNG seed; :func:`gamelab.run.run` fills it from its ``seed``).
+"""
+from __future__ import annotations
+
+from collections import namedtuple
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax import lax
+
+from gamelab.algorithms.base import Algorithm
+from gamelab.algorithms.mirror import geometric
+from gamelab.feedback import MatrixOracle, NoisyOracle, exact_pairs, sampled_pairs
+from gamelab.metrics import regularized_gap
+from gamelab.policies import Policy
+
+FEEDBACK_MODES = ("exact", "sampled")
+
+# optax transformations without the learning rate, which is applied from the traced ``lr``.
+OPTIMIZERS = {
+    "sgd": optax.identity,
+    "adam": optax.scale_by_adam,
+    "rmsprop": optax.scale_by_rms,
+    "adabelief": optax.scale_by_belief,
+}
+
+EXTRA_FIELDS = ("lr", "updates", "flip", "seed")
+EXTRA_CONSTRAINTS = (("lr", "positive"), ("updates", "count"), ("flip", "flip_rate"), ("seed", "seed"))
+# Default learning rate per optimizer. SGD at 0.5 moves tabular logits 2/3 of the way to a
+# regression's minimizer per update on 3 responses (the loss is quadratic in the logit differences
+# with curvature 4·μ_y); adaptive optimizers take steps of about lr per parameter.
+DEFAULT_LR = {"sgd": 0.5, "adam": 0.005, "rmsprop": 0.005, "adabelief": 0.005}
+
+
+class ParametricState(NamedTuple):
+    logp: jax.Array  # the policy's full log-distribution (what the metrics read)
+    params: Any  # policy parameters
+    ref: Any  # reference parameters (fixed, or refreshed: MPO every K steps, COMAL every outer step)
+    opt: Any  # optimizer state
+    key: jax.Array  # the run's PRNG key
+    t: jax.Array  # steps taken
+
+
+def _mixture(logp, ref_logp, weight):
+    return jax.nn.log_softmax(geometric(logp, ref_logp, weight))
+
+
+def _require_form(algo: Algorithm):
+    if algo.sampled is None:
+        from gamelab.algorithms.base import REGISTRY
+
+        have = sorted(n for n, a in REGISTRY.items() if a.sampled is not None)
+        raise ValueError(f"{algo.name} has no sampled (loss) form; algorithms with one: {', '.join(have)}")
+    return algo.sampled
+
+
+@lru_cache(maxsize=None)  # one Algorithm per configuration, so jit caches hit across calls
+def make_parametric(algo: Algorithm, policy: Policy, feedback: str = "sampled", batch: int = 256,
+                    optimizer: str = "sgd") -> Algorithm:
+    """``algo`` run on ``policy`` from ``feedback`` ('exact' or 'sampled' with ``batch`` pairs per
+    step) with the optax ``optimizer`` ('sgd', 'adam', 'rmsprop', 'adabelief')."""
+    form = _require_form(algo)
+    if feedback not in FEEDBACK_MODES:
+        raise ValueError(f"feedback must be one of {', '.join(FEEDBACK_MODES)}, got {feedback!r}")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        raise ValueError(f"batch must be a positive integer, got {batch!r}")
+    opt = OPTIMIZERS[optimizer]()
+    fields = algo.hparams._fields + EXTRA_FIELDS
+    own = {**algo.hparams._field_defaults, **(dict(form.defaults) if feedback == "sampled" else {})}
+    defaults = tuple(own[f] for f in algo.hparams._fields) + (DEFAULT_LR[optimizer], 1, 0.0, 0)
+    HP = namedtuple(f"{algo.hparams.__name__}Parametric", fields, defaults=defaults)
+
+    def draw(f, game, hp, key, params, anchor, ref):
+        """A batch of feedback: y from ``f.sampler[0]``, y′ from ``f.sampler[1]`` (the policy of
+        ``params``, or its geometric mixture with the reference)."""
+        oracle = NoisyOracle(MatrixOracle(game.P), hp.flip)
+        cur, anc, rf = policy.log_probs(params), policy.log_probs(anchor), policy.log_probs(ref)
+        side = {"current": cur, "mixture": cur if f.mix is None else _mixture(cur, rf, f.mix(hp))}
+        a, b = side[f.sampler[0]], side[f.sampler[1]]
+        if feedback == "exact":
+            return exact_pairs(oracle, a, b, anc, rf)
+        k_a, k_b, k_label = jax.random.split(key, 3)
+        y = jax.random.categorical(k_a, a, shape=(batch,))
+        y2 = jax.random.categorical(k_b, b, shape=(batch,))
+        return sampled_pairs(k_label, oracle, y, y2, lambda r: anc[r], lambda r: rf[r])
+
+    def optimize(loss, hp, params, opt_state, fb):
+        def objective(p):
+            return loss(hp, policy.logprob(p, fb.y), policy.logprob(p, fb.y2), fb)
+
+        def update(_, carry):
+            p, o = carry
+            u, o = opt.update(jax.grad(objective)(p), o, p)
+            return jax.tree.map(lambda x, d: x - hp.lr * d, p, u), o
+
+        return lax.fori_loop(0, hp.updates, update, (params, opt_state))
+
+    def iteration(f, game, hp, s):
+        """One step of the sampled form ``f`` from state ``s`` (reference in ``s.ref``)."""
+        key, k_batch, k_full = jax.random.split(s.key, 3)
+        fb = draw(f, game, hp, k_batch, s.params, s.params, s.ref)
+        opt_state = s.opt
+        if f.extragradient:  # EGPO: pairs for the full step come from the half-step policy
+            half, opt_state = optimize(f.loss, hp, s.params, opt_state, fb)
+            fb = draw(f, game, hp, k_full, half, s.params, s.ref)
+        params, opt_state = optimize(f.loss, hp, s.params, opt_state, fb)
+        t = s.t + 1
+        ref = s.ref
+        if f.refresh is not None:
+            every = (t % jnp.asarray(getattr(hp, f.refresh), t.dtype)) == 0
+            ref = jax.tree.map(lambda new, old: jnp.where(every, new, old), params, s.ref)
+        return ParametricState(policy.log_probs(params), params, ref, opt_state, key, t)
+
+    def init(game, hp, logp, ref):
+        params = policy.init(logp)
+        return ParametricState(policy.log_probs(params), params, policy.init(ref), opt.init(params),
+                               jax.random.key(hp.seed), jnp.zeros((), jnp.int32))
+
+    if form.prox is None:
+        def step(game, hp, s):
+            return iteration(form, game, hp, s)
+    else:
+        inner = form.prox
+
+        def step(game, hp, s):
+            s = s._replace(ref=s.params)  # the prox centre π_k
+            anchor_logp = s.logp
+
+            def unfinished(carry):
+                i, st = carry
+                solved = (hp.inner_tol > 0) & (regularized_gap(game.P, st.logp, anchor_logp, hp.tau) <= hp.inner_tol)
+                return (i < hp.inner) & ~solved
+
+            def body(carry):
+                i, st = carry
+                return i + 1, iteration(inner, game, hp, st)
+
+            return lax.while_loop(unfinished, body, (jnp.zeros((), jnp.int32), s))[1]
+
+    return Algorithm(
+        algo.name, HP, algo.constraints + EXTRA_CONSTRAINTS, init, step, algo.target,
+        f"{algo.description} — on {policy!r} from {feedback} feedback"
+        + (f" ({batch} pairs per step)" if feedback == "sampled" else "") + f", optimizer {optimizer}",
+        form,
+    )
