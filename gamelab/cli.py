@@ -14,6 +14,7 @@ import typer
 from gamelab.algorithms import REGISTRY, algorithm_names, get_algorithm
 from gamelab.games import InvalidGameError, describe_games, parse_game
 from gamelab.nash import exact_nash, regularized_nash
+from gamelab.run import learning_options, resolve_algorithm
 from gamelab.run import run as run_algorithm
 
 app = typer.Typer(
@@ -86,6 +87,12 @@ def list_cmd():
         hp = ", ".join(f"{f}={v}" for f, v in zip(algo.hparams._fields, algo.hparams())) or "-"
         typer.echo(f"  {name:<22} {hp:<48} -> {algo.target}")
         typer.echo(f"  {'':<22} {algo.description}")
+        if algo.sampled is not None and algo.sampled.defaults:
+            changed = ", ".join(f"{k}={v}" for k, v in algo.sampled.defaults)
+            typer.echo(f"  {'':<22} (with --feedback sampled the defaults are {changed})")
+    without = [n for n in algorithm_names() if REGISTRY[n].sampled is None]
+    typer.echo(f"\nEvery algorithm but {', '.join(without)} also runs from sampled or exact feedback on a"
+               " parametric policy (--feedback sampled|exact).")
     typer.echo("\nGames (NAME:param=value,...; or a path to a .npy/.csv/.txt matrix or a cross-table):")
     for name, params, description in describe_games():
         typer.echo(f"  {name:<12} {params:<34} {description}")
@@ -137,27 +144,41 @@ def run(
     record_every: int = typer.Option(1, help="record metrics every k steps"),
     init: Optional[str] = typer.Option(None, help="initial policy: uniform (default), random, or weights 'w1,w2,...'"),
     ref: Optional[str] = typer.Option(None, help="reference policy: uniform (default), random, or weights"),
-    seed: int = typer.Option(0, help="seed for random init/ref"),
+    seed: int = typer.Option(0, help="seed for random init/ref and for sampled feedback"),
+    feedback: str = typer.Option("closed", help="closed (the tabular closed-form update), exact (the loss on all "
+                                 "pairs, minimized by the optimizer) or sampled (the loss on --batch sampled pairs)"),
+    batch: Optional[int] = typer.Option(None, help="sampled feedback: pairs per step (default 256)"),
+    optimizer: Optional[str] = typer.Option(None, help="exact/sampled: sgd (default), adam, rmsprop or adabelief"),
+    lr: Optional[float] = typer.Option(None, help="exact/sampled: learning rate (default per optimizer)"),
+    updates: Optional[int] = typer.Option(None, help="exact/sampled: optimizer steps per batch (default 1)"),
+    flip: Optional[float] = typer.Option(None, help="exact/sampled: label flip rate in [0, 0.5) (default 0)"),
+    policy: Optional[str] = typer.Option(None, help="exact/sampled: tabular (default) or linear:d=K (low capacity)"),
     float32: bool = typer.Option(False, help="single precision (default float64)"),
     antisymmetrize: bool = typer.Option(False, help="antisymmetrize a noisy cross-table before use"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object (policy, gaps, trace)"),
 ):
-    """Run one algorithm on one game and report last- and average-iterate gaps."""
+    """Run one algorithm on one game and report last- and average-iterate gaps.
+
+    With --feedback exact or sampled the algorithm's loss form runs on a parametric policy
+    (sampled-feedback defaults may differ from the tabular ones: see `gamelab list`)."""
     hp = parse_settings(settings)
-    for key, value in (("eta", eta), ("tau", tau), ("inner", inner), ("inner_tol", inner_tol)):
+    for key, value in (("eta", eta), ("tau", tau), ("inner", inner), ("inner_tol", inner_tol), ("lr", lr),
+                       ("updates", updates), ("flip", flip)):
         if value is not None:
             hp[key] = value
     g = load_game(game, antisymmetrize)
     try:
-        algo = get_algorithm(algorithm)
+        algo = resolve_algorithm(algorithm, int(np.shape(g.P)[0]), learning_options(feedback, policy, batch, optimizer))
         result = run_algorithm(algo, g, steps=steps, record_every=record_every, init=parse_policy(init),
                                ref=parse_policy(ref), seed=seed, dtype="float32" if float32 else None, **hp)
     except (ValueError, RuntimeError) as exc:
         fail(str(exc))
+    if "seed" in algo.hparams._fields:
+        hp.setdefault("seed", seed)
     hparams = dict(zip(algo.hparams._fields, algo.make_hparams(**hp)))
     trace = [{"step": int(s), **{k: v[i] for k, v in result.trace.items()}} for i, s in enumerate(result.steps)]
     out = {
-        "algorithm": algo.name, "game": game, "steps": steps, "hparams": hparams,
+        "algorithm": algo.name, "game": game, "steps": steps, "hparams": hparams, "feedback": feedback,
         "policy": result.policy, "avg_policy": result.avg_policy, **result.final, "trace": trace,
     }
     if as_json:
@@ -166,6 +187,8 @@ def run(
     show = ["duality_gap", "avg_duality_gap", "regularized_gap", "kl_to_target", "entropy"]
     cols = [c for c in show if c in result.trace]
     typer.echo(f"{algo.name} on {game}, {steps} steps, " + ", ".join(f"{k}={v}" for k, v in hparams.items()))
+    if feedback != "closed":
+        typer.echo(algo.description)
     typer.echo(f"{'step':>8} " + " ".join(f"{c:>16}" for c in cols))
     rows = np.unique(np.linspace(0, len(trace) - 1, min(len(trace), 11)).astype(int))
     for i in rows:
@@ -181,6 +204,7 @@ DEMO = [  # (label, algorithm, hyper-parameters, steps): every registered algori
     ("extragradient", "extragradient", {"eta": 1.0}, 2000),
     ("inpo", "inpo", {"eta": 0.1, "tau": 0.1}, 2000),
     ("nash_md", "nash_md", {"eta": 0.1, "tau": 0.1}, 2000),
+    ("nash_md_pg", "nash_md_pg", {"eta": 1.0, "tau": 0.1, "mix": 0.125}, 2000),
     ("mmd", "mmd", {"eta": 0.1, "tau": 0.1}, 2000),
     ("mpo", "mpo", {"eta": 0.1, "tau": 0.1, "refresh_every": 200}, 2000),
     ("comal", "comal", {"eta": 0.1, "tau": 0.1, "inner": 200}, 10),

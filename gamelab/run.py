@@ -173,7 +173,7 @@ def _metric_tau(algo: Algorithm, hp, metric_tau):
     return None
 
 
-def _resolve(algorithm, n: int, learning: dict | None = None) -> Algorithm:
+def resolve_algorithm(algorithm, n: int, learning: dict | None = None) -> Algorithm:
     """The algorithm to run: registered by name (or given), made parametric when ``learning``
     (feedback, policy, batch, optimizer) asks for a feedback mode."""
     algo = algorithm if isinstance(algorithm, Algorithm) else get_algorithm(algorithm)
@@ -181,7 +181,8 @@ def _resolve(algorithm, n: int, learning: dict | None = None) -> Algorithm:
     feedback = learning.pop("feedback", None)
     if feedback in (None, "closed"):
         if learning:
-            raise ValueError(f"{', '.join(sorted(learning))} only apply with feedback 'exact' or 'sampled'")
+            raise ValueError(f"{', '.join(sorted(learning))}: only with feedback 'exact' or 'sampled' (the closed-form"
+                             " tabular update has no batch, optimizer or policy)")
         return algo
     from gamelab.algorithms.parametric import make_parametric
     from gamelab.policies import make_policy
@@ -190,7 +191,8 @@ def _resolve(algorithm, n: int, learning: dict | None = None) -> Algorithm:
     return make_parametric(algo, policy, feedback, **learning)
 
 
-def _learning(feedback, policy, batch, optimizer) -> dict:
+def learning_options(feedback=None, policy=None, batch=None, optimizer=None) -> dict:
+    """The options of a parametric run that were given (None = not given)."""
     given = {"feedback": feedback, "policy": policy, "batch": batch, "optimizer": optimizer}
     return {k: v for k, v in given.items() if v is not None}
 
@@ -243,7 +245,7 @@ def run(algorithm, game, *, steps: int, record_every: int = 1, init=None, ref=No
     dtype = _float_dtype(dtype)
     P = _as_game(game)
     n = P.shape[0]
-    algo = _resolve(algorithm, n, _learning(feedback, policy, batch, optimizer))
+    algo = resolve_algorithm(algorithm, n, learning_options(feedback, policy, batch, optimizer))
     if "seed" in algo.hparams._fields:
         hparams.setdefault("seed", int(seed))
     hp = algo.make_hparams(**hparams)
@@ -285,7 +287,7 @@ def run_batch(algorithm, games, *, steps: int, record_every: int = 1, hparams: d
     if len(sizes) != 1:
         raise ValueError(f"games in one batch must have the same number of responses, got {sorted(sizes)}")
     n = sizes.pop()
-    algo = _resolve(algorithm, n, _learning(feedback, policy, batch, optimizer))
+    algo = resolve_algorithm(algorithm, n, learning_options(feedback, policy, batch, optimizer))
     hparams = dict(hparams or {})
     seeds_arr = np.atleast_1d(np.asarray(seeds))
     if "seed" in algo.hparams._fields:

@@ -73,6 +73,24 @@ def _mixture(logp, ref_logp, weight):
     return jax.nn.log_softmax(geometric(logp, ref_logp, weight))
 
 
+def draw_feedback(form, policy: Policy, game, hp, key, params, anchor, ref, *, feedback: str, batch: int):
+    """A batch of feedback for one step of ``form``: y from ``form.sampler[0]``, y′ from
+    ``form.sampler[1]`` (the policy of ``params``, or its geometric mixture with the reference),
+    labelled by the game's oracle with label noise ``hp.flip``; anchor and reference
+    log-probabilities from ``anchor`` and ``ref`` parameters. ``feedback='exact'``: all pairs with
+    exact weights and probabilities (``key`` and ``batch`` unused)."""
+    oracle = NoisyOracle(MatrixOracle(game.P), hp.flip)
+    cur, anc, rf = policy.log_probs(params), policy.log_probs(anchor), policy.log_probs(ref)
+    side = {"current": cur, "mixture": cur if form.mix is None else _mixture(cur, rf, form.mix(hp))}
+    a, b = side[form.sampler[0]], side[form.sampler[1]]
+    if feedback == "exact":
+        return exact_pairs(oracle, a, b, anc, rf)
+    k_a, k_b, k_label = jax.random.split(key, 3)
+    y = jax.random.categorical(k_a, a, shape=(batch,))
+    y2 = jax.random.categorical(k_b, b, shape=(batch,))
+    return sampled_pairs(k_label, oracle, y, y2, lambda r: anc[r], lambda r: rf[r])
+
+
 def _require_form(algo: Algorithm):
     if algo.sampled is None:
         from gamelab.algorithms.base import REGISTRY
@@ -101,18 +119,7 @@ def make_parametric(algo: Algorithm, policy: Policy, feedback: str = "sampled", 
     HP = namedtuple(f"{algo.hparams.__name__}Parametric", fields, defaults=defaults)
 
     def draw(f, game, hp, key, params, anchor, ref):
-        """A batch of feedback: y from ``f.sampler[0]``, y′ from ``f.sampler[1]`` (the policy of
-        ``params``, or its geometric mixture with the reference)."""
-        oracle = NoisyOracle(MatrixOracle(game.P), hp.flip)
-        cur, anc, rf = policy.log_probs(params), policy.log_probs(anchor), policy.log_probs(ref)
-        side = {"current": cur, "mixture": cur if f.mix is None else _mixture(cur, rf, f.mix(hp))}
-        a, b = side[f.sampler[0]], side[f.sampler[1]]
-        if feedback == "exact":
-            return exact_pairs(oracle, a, b, anc, rf)
-        k_a, k_b, k_label = jax.random.split(key, 3)
-        y = jax.random.categorical(k_a, a, shape=(batch,))
-        y2 = jax.random.categorical(k_b, b, shape=(batch,))
-        return sampled_pairs(k_label, oracle, y, y2, lambda r: anc[r], lambda r: rf[r])
+        return draw_feedback(f, policy, game, hp, key, params, anchor, ref, feedback=feedback, batch=batch)
 
     def optimize(loss, hp, params, opt_state, fb):
         def objective(p):
