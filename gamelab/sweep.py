@@ -29,6 +29,10 @@ Spec keys (TOML)::
     ref = "uniform"            # or "random"
     record_policy = false
     dtype = "float64"
+    feedback = "closed"        # or "exact" / "sampled": the algorithms' loss forms on a parametric
+    batch = 256                #   policy (batch: sampled pairs per step), trained by this optax
+    optimizer = "sgd"          #   optimizer; lr, updates and flip are then grid hyper-parameters
+    policy = "tabular"         #   or "linear:d=K"
     [grid]                     # every key is a hyper-parameter; algorithms ignore keys they lack
     eta = [0.05, 0.1, 0.5]
     tau = [0.1]
@@ -58,10 +62,12 @@ from gamelab.algorithms import get_algorithm
 from gamelab.games import parse_game
 from gamelab.nash import exact_nash
 from gamelab.results import finished_chunks, read_manifest, trace_to_frame, write_chunk, write_manifest
-from gamelab.run import run_batch
+from gamelab.run import learning_options, resolve_algorithm, run_batch
 
 SPEC_KEYS = {"algorithms", "games", "steps", "seeds", "grid", "record_every", "chunk_size", "init", "ref",
-             "record_policy", "dtype", "target", "metric_tau", "antisymmetrize", "algorithm"}
+             "record_policy", "dtype", "target", "metric_tau", "antisymmetrize", "algorithm", "feedback", "batch",
+             "optimizer", "policy"}
+LEARNING_KEYS = ("feedback", "batch", "optimizer", "policy")  # a parametric sweep (None: not given)
 OVERRIDE_KEYS = {"steps", "record_every"}
 MATRIX_BYTES_PER_PIECE = 512 * 2**20  # cap on the stacked game matrices of one vmapped piece
 MAX_WIDTH = 64  # runs per vmapped piece (12.7 s vs 13.0 s at 128 for the 4500-run sweep)
@@ -88,9 +94,17 @@ class SweepSpec:
     metric_tau: float | None = None
     antisymmetrize: bool = False
     algorithm: dict = field(default_factory=dict)  # per-algorithm overrides
+    feedback: str = "closed"
+    batch: int | None = None
+    optimizer: str | None = None
+    policy: str | None = None
 
     def canonical(self) -> dict:
-        return json.loads(json.dumps(asdict(self), sort_keys=True))
+        d = asdict(self)
+        if self.feedback == "closed":  # closed-form sweeps keep the digest they had before these keys
+            for key in LEARNING_KEYS:
+                d.pop(key)
+        return json.loads(json.dumps(d, sort_keys=True))
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.canonical(), sort_keys=True).encode()).hexdigest()[:16]
@@ -135,6 +149,11 @@ def make_spec(**raw) -> SweepSpec:
     if len(set(algorithms)) != len(algorithms):
         raise SpecError("algorithms lists a name twice")
     games = tuple(g for spec in _list(raw["games"], "games", str) for g in _expand_ranges(spec))
+    learning = {k: raw[k] for k in LEARNING_KEYS if k in raw}
+    try:
+        algos = {name: resolve_algorithm(name, 3, learning_options(**learning)) for name in algorithms}
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
     steps = raw["steps"]
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise SpecError(f"steps must be a positive integer, got {steps!r}")
@@ -143,7 +162,7 @@ def make_spec(**raw) -> SweepSpec:
     if not isinstance(grid, dict):
         raise SpecError("grid must be a table of hyper-parameter = [values]")
     grid = {k: list(_list(v, f"grid.{k}", (int, float))) for k, v in grid.items()}
-    known_hp = {f for name in algorithms for f in get_algorithm(name).hparams._fields}
+    known_hp = {f for a in algos.values() for f in a.hparams._fields} - {"seed"}  # seeds: the spec's seeds
     stray = sorted(set(grid) - known_hp)
     if stray:
         raise SpecError(f"grid key(s) {', '.join(stray)} are not hyper-parameters of any algorithm in the sweep "
@@ -152,7 +171,7 @@ def make_spec(**raw) -> SweepSpec:
     for name, table in overrides.items():
         if name not in algorithms:
             raise SpecError(f"[algorithm.{name}] overrides an algorithm that is not in 'algorithms'")
-        fields = set(get_algorithm(name).hparams._fields)
+        fields = set(algos[name].hparams._fields) - {"seed"}
         bad = sorted(set(table) - OVERRIDE_KEYS - fields)
         if bad:
             raise SpecError(f"[algorithm.{name}]: {', '.join(bad)} is neither steps/record_every nor a "
@@ -170,7 +189,7 @@ def make_spec(**raw) -> SweepSpec:
                      record_every=record_every, chunk_size=chunk_size,
                      **{k: raw[k] for k in ("init", "ref", "record_policy", "dtype", "target", "metric_tau",
                                             "antisymmetrize") if k in raw},
-                     algorithm={k: dict(v) for k, v in overrides.items()})
+                     algorithm={k: dict(v) for k, v in overrides.items()}, **learning)
     for g in spec.games:  # fail before any work on a bad game
         try:
             load_game(spec, g)
@@ -226,6 +245,12 @@ def vmap_width(n: int, group_runs: int) -> int:
     return max(1, min(width, MAX_WIDTH, 1 << (memory_cap.bit_length() - 1)))
 
 
+def spec_algorithm(spec: SweepSpec, name: str, n: int):
+    """The algorithm a sweep runs under ``name`` on n responses: closed-form, or its loss form on
+    the spec's policy, feedback and optimizer."""
+    return resolve_algorithm(name, n, learning_options(**{k: getattr(spec, k) for k in LEARNING_KEYS}))
+
+
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")
 
@@ -234,13 +259,13 @@ def plan(spec: SweepSpec) -> list[Chunk]:
     """Every run of the sweep, in canonical order, grouped into chunks."""
     chunks, run_id = [], 0
     for name in spec.algorithms:
-        algo = get_algorithm(name)
+        algo = spec_algorithm(spec, name, 3)  # the hyper-parameter fields do not depend on n
         over = spec.algorithm.get(name, {})
         steps = over.get("steps", spec.steps)
         record_every = over.get("record_every", spec.record_every or max(1, steps // 100))
         axes = {f: list(_list(over[f], f)) if f in over else spec.grid[f] for f in algo.hparams._fields
                 if f in over or f in spec.grid}
-        defaults = algo.hparams()._asdict()
+        defaults = {k: v for k, v in algo.hparams()._asdict().items() if k != "seed"}  # the run's seed
         combos = [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
         groups: dict[int, list] = {}
         for game in spec.games:
@@ -248,7 +273,7 @@ def plan(spec: SweepSpec) -> list[Chunk]:
             for combo in combos:
                 hp = {**defaults, **combo}
                 try:  # validate every configuration before running any
-                    algo.make_hparams(**hp)
+                    spec_algorithm(spec, name, n).make_hparams(**hp)
                 except ValueError as exc:
                     raise SpecError(str(exc)) from None
                 for seed in spec.seeds:
@@ -286,8 +311,8 @@ def _run_pieces(spec: SweepSpec, chunk: Chunk, group: list, mesh, slots: int):
     padded += [padded[-1]] * (slots - len(padded))  # idle devices repeat the last piece
     runs = [r for p in padded for r in p]
     piece = [r for p in group for r in p]  # the rows kept
-    algo = get_algorithm(chunk.algorithm)
-    hparams = {f: [r[f] for r in runs] for f in algo.hparams._fields}
+    algo = spec_algorithm(spec, chunk.algorithm, chunk.n)
+    hparams = {f: [r[f] for r in runs] for f in algo.hparams._fields}  # a parametric run's seed is its seed
     target = spec.target  # the LP Nash is solved once per game, not once per run
     if target == "nash":
         target = np.stack([_game_nash(r["game"], spec.antisymmetrize) for r in runs])

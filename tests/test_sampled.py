@@ -319,3 +319,22 @@ def test_bradley_terry_fit_from_sampled_pairs_recovers_the_scores():
     yy, yy2 = np.meshgrid(np.arange(4), np.arange(4), indexing="ij")
     exact = F.fit_bradley_terry(yy.ravel(), yy2.ravel(), oracle.prob(yy.ravel(), yy2.ravel()), 4, ridge=1e-12)
     np.testing.assert_allclose(np.asarray(exact), scores - scores.mean(), atol=1e-8)
+
+
+# ------------------------------------------------------------------ sweeps
+def test_a_sampled_sweep_reproduces_single_runs(tmp_path):
+    """feedback/batch/optimizer are sweep keys, lr a grid axis, each run seeded by its seed."""
+    from gamelab.results import load_results
+    from gamelab.sweep import execute, make_spec
+
+    spec = make_spec(algorithms=["inpo"], games=["comal3"], steps=40, record_every=10, seeds=[0, 5],
+                     feedback="sampled", batch=64, optimizer="adam", grid={"lr": [0.01, 0.05]})
+    execute(spec, tmp_path, progress=False)
+    df = load_results(tmp_path)
+    df = df[df.iterate == "last"]
+    assert sorted(df.groupby(["lr", "seed"]).groups) == [(0.01, 0), (0.01, 5), (0.05, 0), (0.05, 5)]
+    for (lr, seed), rows in df.groupby(["lr", "seed"]):
+        single = run("inpo", COMAL3, steps=40, record_every=10, seed=int(seed), feedback="sampled", batch=64,
+                     optimizer="adam", lr=float(lr))
+        np.testing.assert_allclose(rows.sort_values("step").duality_gap.to_numpy(),
+                                   np.asarray(single.trace["duality_gap"]), atol=1e-12)
