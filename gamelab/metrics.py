@@ -106,3 +106,27 @@ def policy_metrics(P, logits, ref_logits, *, tau=None, target_logits=None, norma
     if target_logits is not None:
         out["kl_to_target"] = kl(target_logits, lp)
     return out
+
+
+def group_metrics(game, logits, ref_logits) -> dict[str, jax.Array]:
+    """Per-group metrics of a multi-group game (``game.groups`` not None), as scalars.
+
+    For each group u: ``group{u}_win_rate_vs_ref`` = πᵀP_u·ref, ``group{u}_exploitability`` =
+    max_y (P_u π)_y − ½ (in that group's game), and with Bradley–Terry rewards ``group{u}_reward`` =
+    π·r_u. Then the worst group (``worst_group_*``: the lowest win rate and reward, the highest
+    exploitability) and the group-weighted average (``avg_group_*``; named so that they cannot be
+    confused with the average *iterate*'s ``avg_`` metrics, which get ``avg_avg_group_…``).
+    """
+    p, ref = probs(logits), probs(ref_logits)
+    G, w = game.groups, game.weights
+    g = G @ p  # (U, n): each group's win rates of every response against π
+    per = {"win_rate_vs_ref": 1.0 - g @ ref, "exploitability": jnp.maximum(jnp.max(g, axis=1) - 0.5, 0.0)}
+    if game.rewards is not None:
+        per["reward"] = game.rewards @ p
+    out = {}
+    for name, values in per.items():
+        for u in range(values.shape[0]):
+            out[f"group{u}_{name}"] = values[u]
+        out[f"worst_group_{name}"] = jnp.max(values) if name == "exploitability" else jnp.min(values)
+        out[f"mean_group_{name}"] = w @ values
+    return out

@@ -153,3 +153,123 @@ def regularized_nash(game, ref=None, tau: float = 0.1, *, tol: float = 1e-13, ma
     if not res < 1e-9:
         raise RuntimeError(f"regularized Nash did not converge: residual {res:.3g} at tau={tau}")
     return RegularizedNash(policy=np.exp(logp), logp=logp, residual=res, newton_steps=total)
+
+
+# ------------------------------------------------------------------ egalitarian (max–min) solutions
+class MaxMinSolution(NamedTuple):
+    """The egalitarian policy max_π min_u [π·r_u − β·KL(π‖ref)] and its certificate."""
+
+    policy: np.ndarray  # (n,)
+    logp: np.ndarray  # (n,)
+    group_weights: np.ndarray  # (U,) the adversary's optimal mixture w*: π ∝ ref·exp(Σ_u w*_u r_u / β)
+    utilities: np.ndarray  # (U,) π·r_u − β·KL(π‖ref) for every group
+    value: float  # min_u utilities = the dual value β·log Σ ref·exp(w*ᵀR/β)
+
+
+def group_rewards(game: Game, ref=None) -> np.ndarray:
+    """(U, n) rewards the egalitarian objective uses: the groups' Bradley–Terry rewards when the
+    game has them, otherwise each group's win rates against the reference, P_u·ref."""
+    if game.groups is None:
+        raise ValueError("not a multi-group game (it has no groups)")
+    if game.rewards is not None:
+        return np.asarray(game.rewards, dtype=np.float64)
+    G = np.asarray(game.groups, dtype=np.float64)
+    ref = np.full(G.shape[-1], 1.0 / G.shape[-1]) if ref is None else np.asarray(ref, dtype=np.float64)
+    return G @ ref
+
+
+def maxmin_policy(rewards, ref=None, beta: float = 1.0, *, tol: float = 1e-13) -> MaxMinSolution:
+    """The exact egalitarian policy for KL-regularized utilities U_u(π) = π·r_u − β·KL(π‖ref).
+
+    By minimax (linear in the group mixture w, strongly concave in π) it equals the solution of the
+    convex dual  min_{w ∈ Δ_U} f(w) = β·log Σ_y ref_y·exp((wᵀR)_y/β),  with π = ref·exp(wᵀR/β)/Z.
+    Solved by SLSQP, then polished by Newton's method on the KKT system of the active groups
+    (equal utilities (Rπ)_u = λ on the support of w); the returned utilities are equal on that
+    support to ~1e-13 and no smaller elsewhere.
+    """
+    from scipy.optimize import minimize
+
+    R = np.asarray(rewards, dtype=np.float64)
+    if R.ndim != 2 or not np.all(np.isfinite(R)):
+        raise ValueError(f"rewards must be a finite (groups, responses) array, got shape {R.shape}")
+    if not np.isfinite(beta) or beta <= 0:
+        raise ValueError(f"beta must be > 0, got {beta}")
+    U, n = R.shape
+    log_ref = np.full(n, -np.log(n)) if ref is None else np.log(np.asarray(ref, dtype=np.float64))
+    if log_ref.shape != (n,) or not np.all(np.isfinite(log_ref)):
+        raise ValueError(f"ref must be {n} positive probabilities")
+
+    def pi_of(w):
+        return softmax(log_ref + w @ R / beta)
+
+    def f(w):
+        z = log_ref + w @ R / beta
+        m = z.max()
+        return beta * (m + np.log(np.exp(z - m).sum())), R @ pi_of(w)
+
+    res = minimize(f, np.full(U, 1.0 / U), jac=True, method="SLSQP", bounds=[(0.0, 1.0)] * U,
+                   constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1.0, "jac": lambda w: np.ones(U)}],
+                   options={"ftol": 1e-16, "maxiter": 1000})
+    w = np.clip(res.x, 0.0, None)
+    w /= w.sum()
+    for _ in range(50):  # Newton on the active set: (Rπ)_S = λ·1, Σ w_S = 1
+        S = np.flatnonzero(w > 1e-12)
+        pi = pi_of(w)
+        g = R @ pi
+        F = np.concatenate([g[S] - g[S].mean(), [w[S].sum() - 1.0]])
+        if np.abs(F).max() < tol:
+            break
+        H = (R[S] * pi) @ R[S].T / beta - np.outer(R[S] @ pi, R[S] @ pi) / beta
+        J = np.block([[H, -np.ones((S.size, 1))], [np.ones((1, S.size)), np.zeros((1, 1))]])
+        step = np.linalg.lstsq(J, -np.concatenate([g[S] - g[S].mean(), [w[S].sum() - 1.0]]), rcond=None)[0]
+        w_new = w.copy()
+        w_new[S] += step[:-1]
+        if w_new.min() < 0:
+            break  # leave the active set to SLSQP's answer
+        w = w_new
+    pi = pi_of(w)
+    logp = log_softmax(log_ref + w @ R / beta)
+    kl = float(np.sum(pi * (logp - log_ref)))
+    utilities = R @ pi - beta * kl
+    return MaxMinSolution(pi, logp, w, utilities, float(utilities.min()))
+
+
+class MaxMinNash(NamedTuple):
+    policy: np.ndarray  # (n,)
+    value: float  # min over groups u and responses j of P_u(π ≻ j): the guaranteed win rate (≤ 1/2)
+
+
+def maxmin_nash(groups) -> MaxMinNash:
+    """The row policy of the game whose opponent is the worst group: max_π min_{u, j} (πᵀP_u)_j, by
+    linear programming (HiGHS). With one group this is the Nash of that group's game (value ½)."""
+    G = np.asarray(groups.groups if isinstance(groups, Game) else groups, dtype=np.float64)
+    if G.ndim != 3 or G.shape[1] != G.shape[2]:
+        raise ValueError(f"expected a (U, n, n) stack of preference matrices, got shape {G.shape}")
+    U, n, _ = G.shape
+    c = np.zeros(n + 1)
+    c[-1] = -1.0  # maximize s
+    A_ub = np.hstack([-G.transpose(0, 2, 1).reshape(U * n, n), np.ones((U * n, 1))])  # s − (πᵀP_u)_j ≤ 0
+    res = linprog(c, A_ub=A_ub, b_ub=np.zeros(U * n), A_eq=np.concatenate([np.ones(n), [0.0]])[None, :],
+                  b_eq=[1.0], bounds=[(0, None)] * n + [(None, None)], method="highs",
+                  options={"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10})
+    if res.status != 0:
+        raise RuntimeError(f"max-min LP failed: {res.message}")
+    pi = np.clip(res.x[:n], 0.0, None)
+    pi /= pi.sum()
+    return MaxMinNash(pi, float(np.min(np.einsum("i,uij->uj", pi, G))))
+
+
+def pooled_reward_policy(game: Game, ref=None, beta: float = 1.0, pair_weights=None) -> np.ndarray:
+    """The single-reward baseline: one Bradley–Terry reward fitted to the *pooled* preferences
+    Σ_u w_u·P_u (pairs weighted uniformly unless ``pair_weights``), then the KL-regularized optimum
+    π ∝ ref·exp(r̂/β) — what RLHF with one reward model does on data from several groups."""
+    import jax.numpy as jnp
+
+    from gamelab.feedback import bradley_terry_fit
+
+    P = _matrix(game)
+    n = P.shape[0]
+    W = np.full((n, n), 1.0 / n**2) if pair_weights is None else np.asarray(pair_weights, dtype=np.float64)
+    r = np.asarray(bradley_terry_fit(jnp.asarray(P), jnp.asarray(W), jnp.zeros(n), 1e-12))
+    log_ref = np.full(n, -np.log(n)) if ref is None else np.log(np.asarray(ref, dtype=np.float64))
+    return softmax(log_ref + r / beta)

@@ -496,6 +496,25 @@ def step_nash_md_pg(P, pi, ref, eta, tau, mix):
     return _geometric([pi], [1.0], float(eta) * grad)
 
 
+def step_maxmin(P, pi, w, ref, eta, beta, eta_w, groups=None, rewards=None):
+    """Mirror-prox on max_π min_w Σ_u w_u·π·r_u − β·KL(π‖ref); r_u = rewards, else groups_u @ ref
+    (one group, P, when neither is given). Returns (π', w')."""
+    if rewards is None:
+        G = np.asarray(P, dtype=np.float64)[None] if groups is None else np.asarray(groups, dtype=np.float64)
+        rewards = G @ ref
+    R = np.asarray(rewards, dtype=np.float64)
+    bases, powers = _prox_base(pi, ref, eta, beta)
+
+    def policy(weights):
+        return _geometric(bases, powers, float(eta) * (weights @ R))
+
+    def adversary(p):
+        return _geometric([w], [1.0], -float(eta_w) * (R @ p))
+
+    half_p, half_w = policy(w), adversary(pi)
+    return policy(half_w), adversary(half_p)
+
+
 def step_fictitious_play(P, S, c):
     """π' = one-hot at argmax_y (P S / c)_y (first index on ties); returns (π', S + π', c + 1)."""
     br = P @ (S / c)
@@ -570,6 +589,10 @@ def _comal(P, pi, state, ref, eta, tau, inner):
     return step_comal(P, pi, eta, tau, inner), None
 
 
+def _maxmin(P, pi, w, ref, eta, beta, eta_w):
+    return step_maxmin(P, pi, w, ref, eta, beta, eta_w)
+
+
 def _fp(P, pi, state, ref):
     S, c = state
     new, S, c = step_fictitious_play(P, S, c)
@@ -598,6 +621,7 @@ ALGORITHMS: dict[str, Algorithm] = {
                                {"fixed_ref": False, "ridge": 1e-8}),
     "iterative_ipo": Algorithm(_no_state, _stateless(step_iterative_ipo, True), ("tau",), {"mix": 0.0}),
     "nash_md_pg": Algorithm(_no_state, _stateless(step_nash_md_pg, True), ("eta", "tau", "mix"), {}),
+    "maxmin": Algorithm(lambda P, pi0, ref: np.ones(1), _maxmin, ("eta", "beta", "eta_w"), {}),
     "fictitious_play": Algorithm(lambda P, pi0, ref: (pi0.copy(), 1), _fp, (), {}),
     "regret_matching": Algorithm(lambda P, pi0, ref: np.zeros_like(pi0), _rm, (), {}),
     "regret_matching_plus": Algorithm(lambda P, pi0, ref: np.zeros_like(pi0), _rmp, (), {}),

@@ -76,6 +76,8 @@ EXTRA_SETTINGS = {
     "iterative_dpo": [dict(fixed_ref=1)],
     "iterative_ipo": [dict(tau=1.0)],
     "replicator": [dict(eta=4.0)],
+    "nash_md_pg": [dict(eta=3.0, tau=0.3, mix=0.5)],
+    "maxmin": [dict(eta=0.5, beta=1.0, eta_w=2.0)],
 }
 # Values every run of an algorithm uses (the defaults would be too long for a 50-step test).
 FIXED = {
@@ -94,6 +96,8 @@ FIELD_STRATEGY = {
     "fixed_ref": st.sampled_from([0, 1]),
     "inner": st.just(COMAL_INNER),
     "inner_tol": st.just(0.0),
+    "mix": st.floats(0.0, 1.0),
+    "eta_w": st.floats(0.01, 2.0),
 }
 FIELD_STRATEGY_BY_ALGO = {
     ("extragradient", "tau"): st.one_of(st.just(0.0), st.floats(0.01, 1.0)),
@@ -101,6 +105,7 @@ FIELD_STRATEGY_BY_ALGO = {
     # π ∝ ref·exp(Pπ/τ) amplifies perturbations by up to ~1/(2τ) per step: keep 50 steps of
     # rounding far below the tolerance.
     ("iterative_ipo", "tau"): st.floats(0.2, 2.0),
+    ("maxmin", "beta"): st.floats(0.05, 1.0),  # η·β ≤ 1
 }
 MAX_EXAMPLES = {"iterative_dpo": 6, "comal": 10}  # the reference's DPO fit is slow
 DEFAULT_EXAMPLES = 15

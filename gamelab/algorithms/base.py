@@ -31,7 +31,8 @@ CONSTRAINTS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], str]] = {
 }
 
 # What an algorithm's last iterate converges to (DESIGN §3); the test suite keys its theorems on it.
-TARGETS = ("nash", "regularized_nash", "biased_regularized_nash", "none", "average_only")
+TARGETS = ("nash", "regularized_nash", "biased_regularized_nash", "none", "average_only",
+           "maxmin")  # maxmin: the egalitarian policy of a multi-group game (gamelab.nash.maxmin_policy)
 
 
 class SampledForm(NamedTuple):

@@ -1,5 +1,13 @@
 """Games: the Game pytree, validation, named games, generators and loaders."""
-from gamelab.games.core import DEFAULT_ATOL, Game, InvalidGameError, make_game, stack_games, validate_matrix
+from gamelab.games.core import (
+    DEFAULT_ATOL,
+    Game,
+    InvalidGameError,
+    make_game,
+    make_group_game,
+    stack_games,
+    validate_matrix,
+)
 from gamelab.games.io import (
     Correction,
     CrossTable,
@@ -35,6 +43,7 @@ __all__ = [
     "Game",
     "InvalidGameError",
     "make_game",
+    "make_group_game",
     "stack_games",
     "validate_matrix",
     # io

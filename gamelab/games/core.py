@@ -17,9 +17,18 @@ class Game(NamedTuple):
     ``P[i, j] = Pr(i beats j)``; a valid matrix has entries in [0, 1], ``P + P.T = 1`` and a
     diagonal of 1/2. The pytree holds arrays only, so games stack and vmap: a batch of games is a
     ``Game`` whose ``P`` has shape ``(B, n, n)``.
+
+    A *multi-group* game (MaxMin-RLHF's diverse preferences; :func:`make_group_game`) also holds
+    each group's preference ``groups`` (U, n, n), the group weights ``weights`` (U,) with
+    ``P = Σ_u weights_u·groups_u`` the pooled preference, and, when the groups' preferences come
+    from Bradley–Terry rewards, those ``rewards`` (U, n). Single-population algorithms play the
+    pooled P; group-aware ones (``maxmin``) and the per-group metrics read the groups.
     """
 
     P: jax.Array
+    groups: jax.Array | None = None
+    weights: jax.Array | None = None
+    rewards: jax.Array | None = None
 
     @property
     def n(self) -> int:
@@ -104,6 +113,37 @@ def make_game(P, *, atol: float = DEFAULT_ATOL, dtype=None) -> Game:
     return Game(P=jnp.asarray(arr, dtype=dtype or _default_float()))
 
 
+def make_group_game(groups, weights, rewards=None, *, atol: float = DEFAULT_ATOL, dtype=None) -> Game:
+    """A multi-group game: each group's matrix is validated (errors name the group), the weights
+    must be positive and sum to 1, ``rewards`` (optional, (U, n)) must be finite; the pooled P is
+    Σ_u weights_u·groups_u."""
+    import jax.numpy as jnp
+
+    mats = np.asarray(groups, dtype=np.float64)
+    if mats.ndim != 3:
+        raise InvalidGameError(f"groups must be a (U, n, n) stack of preference matrices, got shape {mats.shape}")
+    checked = []
+    for u, m in enumerate(mats):
+        try:
+            checked.append(np.asarray(make_game(m, atol=atol, dtype=jnp.float64).P))
+        except InvalidGameError as exc:
+            raise InvalidGameError(f"group {u}: {exc}") from None
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (len(checked),):
+        raise InvalidGameError(f"need one weight per group ({len(checked)}), got shape {w.shape}")
+    if not np.all(np.isfinite(w)) or np.any(w <= 0) or abs(w.sum() - 1.0) > 1e-9:
+        raise InvalidGameError(f"group weights must be positive and sum to 1, got {w.tolist()}")
+    stack = np.stack(checked)
+    if rewards is not None:
+        rewards = np.asarray(rewards, dtype=np.float64)
+        if rewards.shape != stack.shape[:2] or not np.all(np.isfinite(rewards)):
+            raise InvalidGameError(f"rewards must be finite with shape {stack.shape[:2]}, got {rewards.shape}")
+    dtype = dtype or _default_float()
+    pooled = np.asarray(make_game(np.einsum("u,uij->ij", w, stack), atol=atol, dtype=jnp.float64).P)
+    return Game(P=jnp.asarray(pooled, dtype), groups=jnp.asarray(stack, dtype), weights=jnp.asarray(w, dtype),
+                rewards=None if rewards is None else jnp.asarray(rewards, dtype))
+
+
 def _default_float():
     import jax.numpy as jnp
 
@@ -120,4 +160,7 @@ def stack_games(games) -> Game:
     sizes = {g.n for g in games}
     if len(sizes) != 1:
         raise InvalidGameError(f"games in a batch must have the same size, got sizes {sorted(sizes)}")
-    return Game(P=jnp.stack([g.P for g in games]))
+    shapes = {tuple(None if x is None else x.shape for x in g) for g in games}
+    if len(shapes) != 1:
+        raise InvalidGameError("games in a batch must have the same groups (number, rewards or not) or none")
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *games)

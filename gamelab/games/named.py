@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gamelab.games.core import Game, InvalidGameError, make_game
+from gamelab.games import groups
 
 
 class GameSpecError(InvalidGameError):
@@ -210,6 +211,17 @@ GAMES: dict[str, GameEntry] = {
         _disc_from_seed,
         (Param("n", int, 10), Param("seed", int, 0)),
         "Balduzzi et al.'s disc game: points uniform in the unit disc",
+    ),
+    "maxmin4": GameEntry(
+        lambda minority: groups.maxmin_example(minority),
+        (Param("minority", float, 1 / 11),),
+        "2 groups (MaxMin-RLHF's example): rewards (2,-1,1,0) and (-1,2,1,0), minority share 1/11",
+    ),
+    "majority_minority": GameEntry(
+        groups.majority_minority,
+        (Param("n", int, 6), Param("minority", float, 0.1), Param("disagreement", float, 0.5),
+         Param("scale", float, 1.0), Param("seed", int, 0)),
+        "2 Bradley-Terry groups; reward correlation 1 - 2*disagreement; minority share",
     ),
 }
 
