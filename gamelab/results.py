@@ -14,7 +14,9 @@ algorithm, game    str (the game spec as given), n (int, responses), seed (int)
 step               int, the step of the recording (0 = initial policy; COMAL: outer iteration)
 iterate            'last' or 'average'
 <metrics>          exploitability, duality_gap, regularized_gap, kl_to_target, entropy,
-                   win_rate_vs_ref (float; NaN where not defined for that run)
+                   win_rate_vs_ref (float; NaN where not defined for that run); multi-group
+                   games add group{u}_*, worst_group_* and mean_group_* columns (win_rate_vs_ref,
+                   exploitability, reward), NaN for runs on games without them
 policy             list of n floats (only when the sweep records policies)
 chunk              str, the chunk that produced the row
 =================  =========================================================================
@@ -50,7 +52,9 @@ def trace_to_frame(trace: dict, steps, runs: list[dict], chunk: str):
                 cols[key] = np.repeat([r[key] for r in runs], R)
         cols["step"] = np.tile(steps, B)
         cols["iterate"] = np.full(B * R, kind)
-        for m in METRIC_NAMES:
+        extra = sorted(k for k in trace if k.startswith("group") or k.startswith("worst_group_")
+                       or k.startswith("mean_group_"))  # multi-group games' scalar metrics
+        for m in (*METRIC_NAMES, *extra):
             arr = trace.get(prefix + m)
             cols[m] = np.full(B * R, np.nan) if arr is None else np.asarray(arr, dtype=np.float64)[:B].reshape(-1)
         pol = trace.get(prefix + "policy")

@@ -19,8 +19,8 @@ from jax import lax
 from jax.sharding import NamedSharding, PartitionSpec
 
 from gamelab.algorithms import Algorithm, get_algorithm
-from gamelab.games.core import Game, make_game
-from gamelab.metrics import policy_metrics
+from gamelab.games.core import Game, make_game, make_group_game
+from gamelab.metrics import group_metrics, policy_metrics
 from gamelab.nash import exact_nash
 
 
@@ -39,13 +39,17 @@ class RunResult(NamedTuple):
         return jnp.exp(self.logp)
 
 
-def _metrics(P, carry, ref, tau, target, record_policy, record_average):
+def _metrics(game, carry, ref, tau, target, record_policy, record_average):
     state, avg, _ = carry
-    out = policy_metrics(P, state.logp, ref, tau=tau, target_logits=target, normalized=True)
+    out = policy_metrics(game.P, state.logp, ref, tau=tau, target_logits=target, normalized=True)
+    if game.groups is not None:  # a multi-group game: per-group, worst-group and mean metrics
+        out.update(group_metrics(game, state.logp, ref))
     if record_policy:
         out["policy"] = jnp.exp(state.logp)
     if record_average:
-        mean = policy_metrics(P, jnp.log(avg), ref, tau=tau, target_logits=target)
+        mean = policy_metrics(game.P, jnp.log(avg), ref, tau=tau, target_logits=target)
+        if game.groups is not None:
+            mean.update(group_metrics(game, jnp.log(avg), ref))
         if record_policy:
             mean["policy"] = avg
         out.update({f"avg_{k}": v for k, v in mean.items()})
@@ -65,8 +69,7 @@ def simulate(algo: Algorithm, game: Game, hp, init_logp, ref_logp, target_logp, 
     need is the one the update computes (XLA merges them): recording every step costs about one
     matrix–vector product per step, not two.
     """
-    P = game.P
-    record = partial(_metrics, P, ref=ref_logp, tau=metric_tau, target=target_logp, record_policy=record_policy,
+    record = partial(_metrics, game, ref=ref_logp, tau=metric_tau, target=target_logp, record_policy=record_policy,
                      record_average=record_average)
 
     def advance(carry):
@@ -152,6 +155,25 @@ def _as_game(game) -> np.ndarray:
     return np.asarray(make_game(np.asarray(game.P if isinstance(game, Game) else game)).P, dtype=np.float64)
 
 
+def _group_arrays(game) -> tuple | None:
+    """(groups, weights, rewards-or-None) of a multi-group Game, re-validated; None for a plain game."""
+    if not isinstance(game, Game) or game.groups is None:
+        return None
+    checked = make_group_game(np.asarray(game.groups), np.asarray(game.weights),
+                              None if game.rewards is None else np.asarray(game.rewards))
+    return tuple(None if x is None else np.asarray(x, dtype=np.float64) for x in checked[1:])
+
+
+def _stack_groups(parts: list) -> tuple | None:
+    """Stack per-game group arrays for a batch: all games plain, or all with the same group shapes."""
+    kinds = {None if p is None else tuple(None if x is None else x.shape for x in p) for p in parts}
+    if len(kinds) != 1:
+        raise ValueError("games in one batch must all be plain or all have the same groups (count, rewards or not)")
+    if parts[0] is None:
+        return None
+    return tuple(None if parts[0][k] is None else np.stack([p[k] for p in parts]) for k in range(3))
+
+
 def _target(target, P: np.ndarray) -> np.ndarray | None:
     if target is None:
         return None
@@ -197,10 +219,11 @@ def learning_options(feedback=None, policy=None, batch=None, optimizer=None) -> 
     return {k: v for k, v in given.items() if v is not None}
 
 
-def _device_args(P, hp, init_logp, ref_logp, target_logp, tau, dtype) -> tuple:
+def _device_args(P, hp, init_logp, ref_logp, target_logp, tau, dtype, groups=None) -> tuple:
     """The driver's array arguments in ``dtype`` (integer hyper-parameters keep their type)."""
     as_dtype = partial(jnp.asarray, dtype=dtype)
-    return (Game(as_dtype(P)), _cast(hp, dtype), as_dtype(init_logp), as_dtype(ref_logp),
+    parts = (None, None, None) if groups is None else tuple(None if x is None else as_dtype(x) for x in groups)
+    return (Game(as_dtype(P), *parts), _cast(hp, dtype), as_dtype(init_logp), as_dtype(ref_logp),
             None if target_logp is None else as_dtype(target_logp), None if tau is None else as_dtype(tau))
 
 
@@ -252,7 +275,7 @@ def run(algorithm, game, *, steps: int, record_every: int = 1, init=None, ref=No
     init_l, ref_l = _init_and_ref(init, ref, n, seed)
     tgt = _target(target, P)
     tau = _metric_tau(algo, hp, metric_tau)
-    args = _device_args(P, hp, init_l, ref_l, tgt, tau, dtype)
+    args = _device_args(P, hp, init_l, ref_l, tgt, tau, dtype, _group_arrays(game))
     fn = _simulate_jit if jit else simulate
     state, avg, trace, final = fn(algo, *args, steps=steps, record_every=record_every, record_policy=record_policy,
                                   record_average=record_average)
@@ -277,9 +300,10 @@ def run_batch(algorithm, games, *, steps: int, record_every: int = 1, hparams: d
     _check_steps(steps, record_every)
     dtype = _float_dtype(dtype)
     if isinstance(games, Game):
-        mats = [np.asarray(p) for p in (games.P[None] if games.P.ndim == 2 else games.P)]
-    else:
-        mats = [np.asarray(g.P if isinstance(g, Game) else g) for g in games]
+        batched = jax.tree.map(np.asarray, games if games.P.ndim == 3 else jax.tree.map(lambda x: x[None], games))
+        games = [Game(*(None if x is None else x[i] for x in batched)) for i in range(batched.P.shape[0])]
+    group_parts = [_group_arrays(g) for g in games]
+    mats = [np.asarray(g.P if isinstance(g, Game) else g) for g in games]
     if not mats:
         raise ValueError("run_batch needs at least one game")
     mats = [_as_game(m) for m in mats]
@@ -303,6 +327,7 @@ def run_batch(algorithm, games, *, steps: int, record_every: int = 1, hparams: d
     hp = type(hp)(*(np.broadcast_to(np.asarray(v), (B,)) for v in hp))
     games_given = mats
     mats = mats * B if len(mats) == 1 else mats
+    groups = _stack_groups(group_parts * B if len(group_parts) == 1 else group_parts)
     seeds_arr = np.broadcast_to(seeds_arr, (B,))
 
     def per_run(spec, i):
@@ -319,7 +344,7 @@ def run_batch(algorithm, games, *, steps: int, record_every: int = 1, hparams: d
     tau = _metric_tau(algo, hp, metric_tau)
     args = _device_args(np.stack(mats), hp, np.stack(inits), np.stack(refs),
                         None if targets[0] is None else np.stack(targets),
-                        None if tau is None else np.broadcast_to(np.asarray(tau), (B,)), dtype)
+                        None if tau is None else np.broadcast_to(np.asarray(tau), (B,)), dtype, groups)
     if mesh is not None:
         if B % mesh.size:
             raise ValueError(f"a batch of {B} runs cannot be split evenly over {mesh.size} devices")

@@ -212,8 +212,12 @@ def load_spec(path) -> SweepSpec:
 
 
 @lru_cache(maxsize=4096)
+def _game(game: str, antisymmetrize: bool):
+    return parse_game(game, antisymmetrize=antisymmetrize)
+
+
 def _game_matrix(game: str, antisymmetrize: bool) -> np.ndarray:
-    return np.asarray(parse_game(game, antisymmetrize=antisymmetrize).P)
+    return np.asarray(_game(game, antisymmetrize).P)
 
 
 @lru_cache(maxsize=4096)
@@ -316,7 +320,8 @@ def _run_pieces(spec: SweepSpec, chunk: Chunk, group: list, mesh, slots: int):
     target = spec.target  # the LP Nash is solved once per game, not once per run
     if target == "nash":
         target = np.stack([_game_nash(r["game"], spec.antisymmetrize) for r in runs])
-    result = run_batch(algo, [load_game(spec, r["game"]) for r in runs], steps=chunk.steps,
+    # Game objects, not matrices: a multi-group game carries its groups (per-group metrics, maxmin)
+    result = run_batch(algo, [_game(r["game"], spec.antisymmetrize) for r in runs], steps=chunk.steps,
                        record_every=chunk.record_every, hparams=hparams, init=spec.init, ref=spec.ref,
                        target=target, metric_tau=spec.metric_tau, seeds=[r["seed"] for r in runs],
                        dtype=spec.dtype, record_policy=spec.record_policy, mesh=mesh)
