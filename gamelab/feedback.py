@@ -10,6 +10,9 @@ their full preference matrix (``matrix()``).
 * :class:`NoisyOracle` — any oracle whose labels are flipped with probability ``flip``.
 * :class:`MixtureOracle` — U groups with their own matrices and group weights (MaxMin-RLHF): a
   label comes from a group drawn by weight; ``sample_with_groups`` also returns the group.
+* :func:`sample_user_comparisons` — comparisons by identified users with hidden groups
+  (:class:`Comparisons`); :func:`em_mixture` — hard or soft EM over a mixture of Bradley–Terry
+  models from such data (:class:`EMResult`); :func:`cluster_accuracy` — group recovery.
 
 A :class:`Feedback` batch is the one pytree every sampled loss consumes (DESIGN §4). Exact mode
 (:func:`exact_pairs`) enumerates all n² ordered pairs with weights μ_a(y)·μ_b(y′) and exact label
@@ -246,3 +249,229 @@ def fit_bradley_terry(y, y2, label, n: int, *, weight=None, ridge: float = 1e-8,
     W, P_hat = pair_statistics(y, y2, label, weight, n)
     r0 = jnp.zeros(n, label.dtype) if reward0 is None else jnp.asarray(reward0, label.dtype)
     return bradley_terry_fit(P_hat, W, r0, ridge)
+
+
+# ---------------------------------------------------------------------------------- mixture EM
+class Comparisons(NamedTuple):
+    """Flat comparisons from identified users: user ``user[k]`` compared ``y[k]`` with ``y2[k]``
+    and ``label[k]`` is 1 when it preferred ``y[k]`` (or a probability)."""
+
+    user: jax.Array
+    y: jax.Array
+    y2: jax.Array
+    label: jax.Array
+
+
+def sample_user_comparisons(key, P_groups, user_groups, comparisons: int, sampling=None) -> Comparisons:
+    """Every user makes ``comparisons`` comparisons; user u belongs to the (hidden) group
+    ``user_groups[u]`` and labels Bernoulli(``P_groups[g, y, y′]``).
+
+    Pairs are i.i.d. from ``sampling``: ``None`` is uniform over the n(n − 1) ordered pairs with
+    y ≠ y′ (a self-comparison is a fair coin under every model and carries no information); an
+    (n,) distribution π draws y, y′ ~ π ⊗ π independently (the on-policy pairs of DESIGN §3); an
+    (n, n) array is a distribution over ordered pairs. Returns :class:`Comparisons` with arrays
+    of length users·comparisons, user-major (user k's rows are k·comparisons, …). A pure function
+    of ``key``; jit-able with ``comparisons`` static."""
+    P_groups = jnp.asarray(P_groups)
+    user_groups = jnp.asarray(user_groups)
+    n = P_groups.shape[-1]
+    users = user_groups.shape[0]
+    if sampling is None:
+        Q = 1.0 - jnp.eye(n, dtype=P_groups.dtype)
+    else:
+        sampling = jnp.asarray(sampling, P_groups.dtype)
+        Q = jnp.outer(sampling, sampling) if sampling.ndim == 1 else sampling
+    k_pair, k_label = jax.random.split(key)
+    flat = jax.random.categorical(k_pair, jnp.log(Q).ravel(), shape=(users * comparisons,))
+    y, y2 = flat // n, flat % n
+    user = jnp.repeat(jnp.arange(users), comparisons)
+    label = _bernoulli(k_label, P_groups[user_groups[user], y, y2])
+    return Comparisons(user, y, y2, label)
+
+
+class EMResult(NamedTuple):
+    """The result of :func:`em_mixture` (G groups, U users, T iterations).
+
+    ``rewards`` (G, n) mean-zero Bradley–Terry rewards; ``weights`` (G,) mixture weights;
+    ``responsibilities`` (U, G) the memberships of the last E-step (one-hot for hard EM);
+    ``assignment`` (U,) their argmax; ``log_likelihood`` (T + 1,) the observed-data log-likelihood
+    Σ_u log Σ_g w_g·p(user u's comparisons | r_g) after the initial M-step and after each
+    iteration; ``objective`` (T + 1,) the quantity the variant never decreases (see
+    :func:`em_mixture`); ``assignments`` (T + 1, U) the assignment before each M-step (row 0 is
+    the random start), so recovery accuracy can be traced per iteration; ``iterations`` the
+    iteration at which the final assignment was first reached (T if it still changed at the end).
+    """
+
+    rewards: jax.Array
+    weights: jax.Array
+    responsibilities: jax.Array
+    assignment: jax.Array
+    log_likelihood: jax.Array
+    objective: jax.Array
+    assignments: jax.Array
+    iterations: jax.Array
+
+
+def _user_log_likelihood(data, rewards, users):
+    """(U, G): Σ over user u's comparisons of log p(label | r_g) (Bradley–Terry)."""
+    d = rewards[:, data.y] - rewards[:, data.y2]  # (G, N)
+    ll = data.label * jax.nn.log_sigmoid(d) + (1.0 - data.label) * jax.nn.log_sigmoid(-d)
+    return jax.ops.segment_sum(ll.T, data.user, num_segments=users)
+
+
+def _log_weights(weights):
+    return jnp.where(weights > 0, jnp.log(jnp.where(weights > 0, weights, 1.0)), -jnp.inf)
+
+
+def _m_step(data, n, resp, rewards, ridge):
+    """Refit each group's reward on the comparisons weighted by their user's membership
+    (warm-started at the previous reward); a group with no membership keeps its previous reward."""
+    w = resp[data.user]  # (N, G)
+    fit = jax.vmap(lambda wg, r0: fit_bradley_terry(data.y, data.y2, data.label, n, weight=wg, ridge=ridge, reward0=r0),
+                   in_axes=(1, 0))(w, rewards)
+    empty = jnp.sum(w, axis=0) <= 0
+    rewards = jnp.where(empty[:, None], rewards, fit)
+    return rewards, jnp.sum(resp, axis=0) / resp.shape[0]
+
+
+def _em_run_impl(data, resp0, ridge, *, n, users, hard, iterations):
+    groups = resp0.shape[1]
+    penalty = lambda r: 0.5 * ridge * jnp.sum(r * r)  # the ridge is a Gaussian prior on each reward
+
+    def evaluate(rewards, weights, resp):
+        joint = _log_weights(weights)[None, :] + _user_log_likelihood(data, rewards, users)  # (U, G)
+        observed = jnp.sum(jax.nn.logsumexp(joint, axis=1))
+        # hard EM: the classification likelihood at the assignment the M-step just used
+        classified = jnp.sum(jnp.where(resp > 0, resp * joint, 0.0))
+        objective = (classified if hard else observed) - penalty(rewards)
+        return joint, observed, objective
+
+    def e_step(joint):
+        if hard:
+            return jax.nn.one_hot(jnp.argmax(joint, axis=1), groups, dtype=joint.dtype)
+        return jax.nn.softmax(joint, axis=1)
+
+    def step(carry, t):
+        rewards, weights, resp, joint = carry
+        resp = jnp.where(t == 0, resp, e_step(joint))  # iteration 0 is the M-step from the start
+        rewards, weights = _m_step(data, n, resp, rewards, ridge)
+        joint, ll, obj = evaluate(rewards, weights, resp)
+        return (rewards, weights, resp, joint), (ll, obj, jnp.argmax(resp, axis=1))
+
+    carry = (jnp.zeros((groups, n), resp0.dtype), jnp.zeros(groups, resp0.dtype), resp0,
+             jnp.zeros((users, groups), resp0.dtype))
+    (rewards, weights, resp, _), (ll, obj, assignments) = lax.scan(step, carry, jnp.arange(iterations + 1))
+    changed = jnp.any(assignments[1:] != assignments[:-1], axis=1)  # (T,): iteration t changed it
+    last = jnp.max(jnp.where(changed, jnp.arange(1, iterations + 1), 0), initial=0)
+    return EMResult(rewards, weights, resp, assignments[-1], ll, obj, assignments, last)
+
+
+_em_run = jax.jit(_em_run_impl, static_argnames=("n", "users", "hard", "iterations"))
+
+
+def em_mixture(data, n: int, groups: int, *, users=None, hard: bool = True, iterations: int = 10,
+               key=None, ridge: float = 1e-8, init=None) -> EMResult:
+    """EM over a mixture of ``groups`` Bradley–Terry models from comparisons whose group is hidden
+    but whose user is known (all of a user's comparisons come from one group; MaxMin-RLHF,
+    Chakraborty et al. 2024).
+
+    ``data``: :class:`Comparisons` (user ids in [0, users), responses in [0, n), labels in [0, 1]);
+    ``users`` defaults to max(user) + 1.
+
+    * Start: ``init`` — an assignment (U,) of users to groups or responsibilities (U, G) — or, from
+      ``key``, a random balanced hard assignment (a random permutation of 0, 1, …, G−1, 0, 1, …,
+      so no group starts empty) for hard EM, or Dirichlet(1, …, 1) responsibilities for soft EM.
+    * M-step: each group's reward is :func:`fit_bradley_terry` on all comparisons weighted by the
+      membership of their user (warm-started at its previous reward), and w_g = mean membership.
+      A group with no members keeps its previous reward and gets weight 0 (it is then never
+      chosen again by hard EM: the fit goes on with fewer groups).
+    * E-step: the joint log-score of user u in group g is log w_g + Σ_k log p(label_k | r_g) over
+      u's comparisons; hard EM assigns u to its argmax (ties: the lowest g), soft EM takes the
+      posterior softmax.
+
+    Monotone quantities (``EMResult.objective``, non-decreasing up to rounding): soft EM is EM for
+    the MAP estimate, so it never decreases the observed-data log-likelihood minus the ridge
+    penalty ridge/2·Σ_g‖r_g‖². Hard EM is classification EM (CEM): the E-step maximizes over
+    assignments and the M-step over rewards and weights the *classification* log-likelihood
+    Σ_u [log w_{z_u} + log p(u's comparisons | r_{z_u})] − penalty, which is what it never
+    decreases; its observed-data log-likelihood (``log_likelihood``) usually rises but need not.
+    Iterations are a ``lax.scan`` of a fixed length (no early stop); ``EMResult.iterations``
+    says when the assignment stopped changing.
+    """
+    data = Comparisons(*(np.asarray(a) for a in data))
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"groups must be an integer ≥ 1, got {groups!r}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
+        raise ValueError(f"n (the number of responses) must be an integer ≥ 2, got {n!r}")
+    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 1:
+        raise ValueError(f"iterations must be an integer ≥ 1, got {iterations!r}")
+    if not (np.isfinite(ridge) and ridge > 0):
+        raise ValueError(f"ridge must be positive (it keeps each group's fit well posed), got {ridge!r}")
+    lengths = {name: a.shape for name, a in zip(Comparisons._fields, data)}
+    if any(len(s) != 1 for s in lengths.values()) or len(set(lengths.values())) != 1:
+        raise ValueError(f"user, y, y2 and label must be 1-D arrays of one length, got shapes {lengths}")
+    if lengths["user"][0] == 0:
+        raise ValueError("no comparisons")
+    for name in ("user", "y", "y2"):
+        a = getattr(data, name)
+        if not np.issubdtype(a.dtype, np.integer):
+            raise ValueError(f"{name} must hold integer ids, got dtype {a.dtype}")
+    if data.user.min() < 0:
+        raise ValueError(f"user ids must be ≥ 0, got {data.user.min()}")
+    if users is None:
+        users = int(data.user.max()) + 1
+    elif isinstance(users, bool) or not isinstance(users, (int, np.integer)) or users < 1:
+        raise ValueError(f"users must be an integer ≥ 1, got {users!r}")
+    if data.user.max() >= users:
+        raise ValueError(f"user ids must be < users = {users}, got {data.user.max()}")
+    for name in ("y", "y2"):
+        a = getattr(data, name)
+        if a.min() < 0 or a.max() >= n:
+            raise ValueError(f"responses {name} must lie in [0, n) = [0, {n}), got range [{a.min()}, {a.max()}]")
+    label = data.label.astype(np.float64)
+    if not np.all(np.isfinite(label)) or label.min() < 0 or label.max() > 1:
+        raise ValueError(f"labels must lie in [0, 1], got range [{label.min()}, {label.max()}]")
+
+    if init is not None:
+        init = np.asarray(init)
+        if init.shape == (users,) and np.issubdtype(init.dtype, np.integer):
+            if init.min() < 0 or init.max() >= groups:
+                raise ValueError(f"an initial assignment must lie in [0, groups) = [0, {groups})")
+            resp0 = np.eye(groups)[init]
+        elif init.shape == (users, groups):
+            resp0 = init.astype(np.float64)
+            if not np.all(np.isfinite(resp0)) or resp0.min() < 0 or np.any(np.abs(resp0.sum(1) - 1) > 1e-9):
+                raise ValueError("initial responsibilities must be non-negative rows summing to 1")
+        else:
+            raise ValueError(f"init must be an integer assignment of shape ({users},) or responsibilities of shape "
+                             f"({users}, {groups}), got {init.dtype} {init.shape}")
+        resp0 = jnp.asarray(resp0)
+    elif key is None:
+        raise ValueError("a random start needs a PRNG key (or pass init)")
+    elif hard:
+        resp0 = jax.nn.one_hot(jax.random.permutation(key, jnp.arange(users) % groups), groups, dtype=jnp.float64)
+    else:
+        e = jax.random.exponential(key, (users, groups), jnp.float64)  # normalized: Dirichlet(1, …, 1)
+        resp0 = e / jnp.sum(e, axis=1, keepdims=True)
+
+    jdata = Comparisons(jnp.asarray(data.user), jnp.asarray(data.y), jnp.asarray(data.y2), jnp.asarray(label))
+    return _em_run(jdata, resp0, jnp.asarray(ridge, jnp.float64), n=int(n), users=int(users), hard=bool(hard),
+                   iterations=int(iterations))
+
+
+def cluster_accuracy(assignment, truth, groups: int) -> float:
+    """The fraction of users whose cluster matches their true group under the best one-to-one
+    relabelling of the clusters (a maximum-weight matching on the G×G confusion matrix — the same
+    as the best of the G! permutations)."""
+    from scipy.optimize import linear_sum_assignment
+
+    a, t = np.asarray(assignment), np.asarray(truth)
+    if a.shape != t.shape or a.ndim != 1 or a.size == 0:
+        raise ValueError(f"assignment and truth must be non-empty 1-D arrays of one length, got {a.shape} and {t.shape}")
+    for name, x in (("assignment", a), ("truth", t)):
+        if not np.issubdtype(x.dtype, np.integer) or x.min() < 0 or x.max() >= groups:
+            raise ValueError(f"{name} must hold integer group ids in [0, {groups})")
+    confusion = np.zeros((groups, groups), np.int64)
+    np.add.at(confusion, (a, t), 1)
+    rows, cols = linear_sum_assignment(confusion, maximize=True)
+    return float(confusion[rows, cols].sum() / a.size)
