@@ -191,6 +191,7 @@ NEWTON_STEPS = 30  # Newton iterations of the Bradley–Terry fit (warm-started 
 STEP_LENGTHS = 0.5 ** np.arange(12.0)  # line search: the best of these multiples of each Newton step
 
 
+@jax.jit  # compiled once per shape: host callers (the pooled baseline, EM) would otherwise retrace it
 def bradley_terry_fit(P, weights, reward0, ridge):
     """argmin_r Σ_ij w_ij·[−P_ij·log σ(r_i − r_j)] + ridge/2·‖r‖² by Newton with a line search.
 

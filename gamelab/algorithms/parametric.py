@@ -61,9 +61,10 @@ DEFAULT_LR = {"sgd": 0.5, "adam": 0.005, "rmsprop": 0.005, "adabelief": 0.005}
 
 
 class ParametricState(NamedTuple):
-    logp: jax.Array  # the policy's full log-distribution (what the metrics read)
+    logp: jax.Array  # the policy's full log-distribution (what the metrics read; the next step's π_t)
     params: Any  # policy parameters
     ref: Any  # reference parameters (fixed, or refreshed: MPO every K steps, COMAL every outer step)
+    ref_logp: jax.Array  # the reference's full log-distribution (kept, not recomputed every step)
     opt: Any  # optimizer state
     key: jax.Array  # the run's PRNG key
     t: jax.Array  # steps taken
@@ -73,14 +74,13 @@ def _mixture(logp, ref_logp, weight):
     return jax.nn.log_softmax(geometric(logp, ref_logp, weight))
 
 
-def draw_feedback(form, policy: Policy, game, hp, key, params, anchor, ref, *, feedback: str, batch: int):
+def draw_feedback(form, game, hp, key, cur, anc, rf, *, feedback: str, batch: int):
     """A batch of feedback for one step of ``form``: y from ``form.sampler[0]``, y′ from
-    ``form.sampler[1]`` (the policy of ``params``, or its geometric mixture with the reference),
-    labelled by the game's oracle with label noise ``hp.flip``; anchor and reference
-    log-probabilities from ``anchor`` and ``ref`` parameters. ``feedback='exact'``: all pairs with
-    exact weights and probabilities (``key`` and ``batch`` unused)."""
+    ``form.sampler[1]`` (the policy ``cur``, or its geometric mixture with the reference),
+    labelled by the game's oracle with label noise ``hp.flip``. ``cur``, ``anc`` and ``rf`` are
+    the full log-distributions of the sampling policy, the anchor π_t and the reference.
+    ``feedback='exact'``: all pairs with exact weights and probabilities (``key``, ``batch`` unused)."""
     oracle = NoisyOracle(MatrixOracle(game.P), hp.flip)
-    cur, anc, rf = policy.log_probs(params), policy.log_probs(anchor), policy.log_probs(ref)
     side = {"current": cur, "mixture": cur if form.mix is None else _mixture(cur, rf, form.mix(hp))}
     a, b = side[form.sampler[0]], side[form.sampler[1]]
     if feedback == "exact":
@@ -118,40 +118,43 @@ def make_parametric(algo: Algorithm, policy: Policy, feedback: str = "sampled", 
     defaults = tuple(own[f] for f in algo.hparams._fields) + (DEFAULT_LR[optimizer], 1, 0.0, 0)
     HP = namedtuple(f"{algo.hparams.__name__}Parametric", fields, defaults=defaults)
 
-    def draw(f, game, hp, key, params, anchor, ref):
-        return draw_feedback(f, policy, game, hp, key, params, anchor, ref, feedback=feedback, batch=batch)
+    def draw(f, game, hp, key, cur, anc, rf):
+        return draw_feedback(f, game, hp, key, cur, anc, rf, feedback=feedback, batch=batch)
 
     def optimize(loss, hp, params, opt_state, fb):
         def objective(p):
-            return loss(hp, policy.logprob(p, fb.y), policy.logprob(p, fb.y2), fb)
+            h = policy.logprob(p, jnp.concatenate([fb.y, fb.y2]))  # one pass over both sides
+            return loss(hp, h[: fb.y.shape[0]], h[fb.y.shape[0]:], fb)
 
         def update(_, carry):
             p, o = carry
             u, o = opt.update(jax.grad(objective)(p), o, p)
-            return jax.tree.map(lambda x, d: x - hp.lr * d, p, u), o
+            return jax.tree.map(lambda x, d: (x - hp.lr * d).astype(x.dtype), p, u), o  # keep float32 models float32
 
         return lax.fori_loop(0, hp.updates, update, (params, opt_state))
 
     def iteration(f, game, hp, s):
         """One step of the sampled form ``f`` from state ``s`` (reference in ``s.ref``)."""
         key, k_batch, k_full = jax.random.split(s.key, 3)
-        fb = draw(f, game, hp, k_batch, s.params, s.params, s.ref)
+        fb = draw(f, game, hp, k_batch, s.logp, s.logp, s.ref_logp)
         opt_state = s.opt
         if f.extragradient:  # EGPO: pairs for the full step come from the half-step policy
             half, opt_state = optimize(f.loss, hp, s.params, opt_state, fb)
-            fb = draw(f, game, hp, k_full, half, s.params, s.ref)
+            fb = draw(f, game, hp, k_full, policy.log_probs(half), s.logp, s.ref_logp)
         params, opt_state = optimize(f.loss, hp, s.params, opt_state, fb)
+        logp = policy.log_probs(params)
         t = s.t + 1
-        ref = s.ref
+        ref, ref_logp = s.ref, s.ref_logp
         if f.refresh is not None:
             every = (t % jnp.asarray(getattr(hp, f.refresh), t.dtype)) == 0
             ref = jax.tree.map(lambda new, old: jnp.where(every, new, old), params, s.ref)
-        return ParametricState(policy.log_probs(params), params, ref, opt_state, key, t)
+            ref_logp = jnp.where(every, logp, s.ref_logp)
+        return ParametricState(logp, params, ref, ref_logp, opt_state, key, t)
 
     def init(game, hp, logp, ref):
-        params = policy.init(logp)
-        return ParametricState(policy.log_probs(params), params, policy.init(ref), opt.init(params),
-                               jax.random.key(hp.seed), jnp.zeros((), jnp.int32))
+        params, ref_params = policy.init(logp), policy.init(ref)
+        return ParametricState(policy.log_probs(params), params, ref_params, policy.log_probs(ref_params),
+                               opt.init(params), jax.random.key(hp.seed), jnp.zeros((), jnp.int32))
 
     if form.prox is None:
         def step(game, hp, s):
@@ -160,7 +163,7 @@ def make_parametric(algo: Algorithm, policy: Policy, feedback: str = "sampled", 
         inner = form.prox
 
         def step(game, hp, s):
-            s = s._replace(ref=s.params)  # the prox centre π_k
+            s = s._replace(ref=s.params, ref_logp=s.logp)  # the prox centre π_k
             anchor_logp = s.logp
 
             def unfinished(carry):
