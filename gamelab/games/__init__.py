@@ -1,5 +1,6 @@
 """Games: the Game pytree, validation, named games, generators and loaders."""
-from gamelab.games.core import DEFAULT_ATOL, Game, InvalidGameError, make_game, stack_games, validate_matrix
+from gamelab.games.core import (DEFAULT_ATOL, Game, InvalidGameError, make_game, stack_games, symmetrized,
+                               validate_matrices, validate_matrix)
 from gamelab.games.io import (
     Correction,
     CrossTable,
@@ -36,6 +37,8 @@ __all__ = [
     "InvalidGameError",
     "make_game",
     "stack_games",
+    "symmetrized",
+    "validate_matrices",
     "validate_matrix",
     # io
     "Correction",
