@@ -154,3 +154,18 @@ def test_a_spec_without_metrics_keeps_its_digest():
     spec = make_spec(algorithms=["mwu"], games=["rps"], steps=3)
     assert "metrics" not in spec.canonical()
     assert make_spec(algorithms=["mwu"], games=["rps"], steps=3, metrics=["exploitability"]).digest() != spec.digest()
+
+
+def test_report_and_plots_say_when_a_metric_was_not_recorded(tmp_path):
+    from gamelab.plots import plot_gaps
+    from gamelab.report import summarize
+    from gamelab.results import load_results
+
+    spec = make_spec(algorithms=["mwu"], games=["comal3"], steps=10, record_every=5, metrics=["exploitability"])
+    execute(spec, tmp_path / "r", progress=False)
+    df = load_results(tmp_path / "r")
+    with pytest.raises(ValueError, match=r"'duality_gap' was not recorded in these results \(recorded: exploitability\)"):
+        summarize(df)
+    assert len(summarize(df, metric="exploitability")) == 1
+    with pytest.raises(ValueError, match="'duality_gap' was not recorded"):
+        plot_gaps(df, tmp_path / "gaps")
