@@ -359,6 +359,8 @@ def sweep(
     grid: List[str] = typer.Option([], "--grid", help="NAME=v1,v2,... (repeatable), e.g. --grid eta=0.05,0.1"),
     record_every: Optional[int] = typer.Option(None, help="record metrics every k steps (default steps // 100)"),
     chunk_size: Optional[int] = typer.Option(None, help="runs per results file (default 256)"),
+    metrics: Optional[str] = typer.Option(None, help="comma-separated metrics to record (default: all), "
+                                                     "e.g. exploitability,kl_to_target"),
     quiet: bool = typer.Option(False, help="no progress bar"),
     coordinator: Optional[str] = typer.Option(None, help="multi-host: jax.distributed coordinator HOST:PORT"),
     num_processes: Optional[int] = typer.Option(None, help="multi-host: number of processes"),
@@ -404,6 +406,8 @@ def sweep(
             raw["record_every"] = record_every
         if chunk_size is not None:
             raw["chunk_size"] = chunk_size
+        if metrics:
+            raw["metrics"] = [m.strip() for m in metrics.split(",") if m.strip()]
         if spec is None and not raw:
             fail("give a SPEC.toml or --algorithms/--games/--steps")
         sweep_spec = make_spec(**raw)

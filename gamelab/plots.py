@@ -24,6 +24,8 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
+from gamelab.metrics import METRIC_NAMES  # noqa: E402
+
 FLOOR = 1e-17  # values at or below this are drawn at the floor, so a log axis can show an exact 0
 
 #: Metrics drawn on a log axis (non-negative gaps and divergences); others get a linear axis.
@@ -101,6 +103,9 @@ def _check_table(df, *columns) -> None:
     missing = [c for c in ("run", "algorithm", "game", "step", "iterate", *columns) if c not in df.columns]
     if missing:
         raise ValueError(f"the results table has no column {', '.join(map(repr, missing))}")
+    empty = [c for c in columns if c in METRIC_NAMES and df[c].isna().all()]
+    if empty:  # e.g. a sweep whose spec 'metrics' left it out
+        raise ValueError(f"metric {', '.join(map(repr, empty))} was not recorded in these results")
 
 
 def _select(df, select: dict | None, game: str | None = None):

@@ -156,6 +156,10 @@ def _per_run(df, metric: str, thresholds) -> "pandas.DataFrame":  # noqa: F821
         for thr in thresholds:
             row[_threshold_label(thr)] = _first_at_or_below(steps[ok], lg[ok], thr)
         rows.append(row)
+    if not rows:  # e.g. a sweep whose spec 'metrics' left it out: a NaN column
+        recorded = [c for c in METRIC_NAMES if c in df.columns and df[c].notna().any()]
+        raise ValueError(f"metric {metric!r} was not recorded in these results (recorded: "
+                         f"{', '.join(recorded) or 'none'}); choose one with --metric")
     return pd.DataFrame(rows)
 
 

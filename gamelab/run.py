@@ -19,17 +19,20 @@ from jax import lax
 from jax.sharding import NamedSharding, PartitionSpec
 
 from gamelab.algorithms import Algorithm, get_algorithm
-from gamelab.games.core import Game, make_game, make_group_game
-from gamelab.metrics import group_metrics, policy_metrics
+from gamelab.games.core import Game, make_game, make_group_game, symmetrized, validate_matrices
+from gamelab.metrics import METRIC_NAMES, group_metrics, policy_metrics
 from gamelab.nash import exact_nash
 
 
 class RunResult(NamedTuple):
-    """Outputs of a run; arrays carry a leading batch axis for :func:`run_batch`."""
+    """Outputs of a run; arrays carry a leading batch axis for :func:`run_batch`.
+
+    ``avg_policy`` is None when the run was made with ``record_average=False``: the average
+    iterate is then not tracked at all (it costs an exp and an update of n numbers per step)."""
 
     state: Any  # final algorithm state
     logp: jax.Array  # final last-iterate log-policy
-    avg_policy: jax.Array  # final average-iterate policy (probabilities)
+    avg_policy: jax.Array | None  # final average-iterate policy (probabilities); None if not tracked
     steps: np.ndarray  # (R,) the step index of each trace row
     trace: dict  # metric name -> (..., R) array; 'avg_' prefix for the average iterate
     final: dict  # metric name -> (...) array at the last step
@@ -39,15 +42,15 @@ class RunResult(NamedTuple):
         return jnp.exp(self.logp)
 
 
-def _metrics(game, carry, ref, tau, target, record_policy, record_average):
+def _metrics(game, carry, ref, tau, target, record_policy, record_average, names):
     state, avg, _ = carry
-    out = policy_metrics(game.P, state.logp, ref, tau=tau, target_logits=target, normalized=True)
+    out = policy_metrics(game.P, state.logp, ref, tau=tau, target_logits=target, normalized=True, names=names)
     if game.groups is not None:  # a multi-group game: per-group, worst-group and mean metrics
         out.update(group_metrics(game, state.logp, ref))
     if record_policy:
         out["policy"] = jnp.exp(state.logp)
     if record_average:
-        mean = policy_metrics(game.P, jnp.log(avg), ref, tau=tau, target_logits=target)
+        mean = policy_metrics(game.P, jnp.log(avg), ref, tau=tau, target_logits=target, names=names)
         if game.groups is not None:
             mean.update(group_metrics(game, jnp.log(avg), ref))
         if record_policy:
@@ -57,26 +60,32 @@ def _metrics(game, carry, ref, tau, target, record_policy, record_average):
 
 
 def simulate(algo: Algorithm, game: Game, hp, init_logp, ref_logp, target_logp, metric_tau, *, steps: int,
-             record_every: int, record_policy: bool = False, record_average: bool = True):
+             record_every: int, record_policy: bool = False, record_average: bool = True,
+             metrics: tuple[str, ...] | None = None):
     """Run ``steps`` steps of ``algo`` on one game; record metrics every ``record_every`` steps.
 
     Pure and unbatched. ``target_logp`` (KL target) and ``metric_tau`` (for the regularized gap)
     may be None, in which case those metrics are absent. ``record_policy`` adds the policies
     themselves (``policy`` and ``avg_policy``, shape (R, n)) to the trace; ``record_average=False``
-    drops the average-iterate metrics (each costs one more product with P per recording).
+    drops the average-iterate metrics (each costs one more product with P per recording) and does
+    not track the average iterate at all (the returned average policy is then None).
+    ``metrics``: the names (of :data:`gamelab.metrics.METRIC_NAMES`) to record, a static tuple;
+    None records every metric available. Recording only ``exploitability`` / ``duality_gap``
+    costs one maximum per recording beyond the update.
 
     A recording and the step after it share one loop body, so the product Pπ_t that the metrics
     need is the one the update computes (XLA merges them): recording every step costs about one
     matrix–vector product per step, not two.
     """
     record = partial(_metrics, game, ref=ref_logp, tau=metric_tau, target=target_logp, record_policy=record_policy,
-                     record_average=record_average)
+                     record_average=record_average, names=metrics)
 
     def advance(carry):
         state, avg, t = carry
         state = algo.step(game, hp, state)
         t = t + 1
-        avg = avg + (jnp.exp(state.logp) - avg) / (t + 1)
+        if record_average:  # static: without it the average iterate is not tracked at all
+            avg = avg + (jnp.exp(state.logp) - avg) / (t + 1)
         return state, avg, t
 
     def interval(carry, _):
@@ -85,7 +94,7 @@ def simulate(algo: Algorithm, game: Game, hp, init_logp, ref_logp, target_logp, 
         return lax.fori_loop(1, record_every, lambda _, c: advance(c), carry), row
 
     state = algo.init(game, hp, init_logp, ref_logp)
-    carry = (state, jnp.exp(state.logp), jnp.zeros((), jnp.int32))
+    carry = (state, jnp.exp(state.logp) if record_average else None, jnp.zeros((), jnp.int32))
     carry, rows = lax.scan(interval, carry, None, length=steps // record_every)
     tail = []
     if steps % record_every:  # the row at (steps // k)·k, then the remaining steps
@@ -99,13 +108,13 @@ def simulate(algo: Algorithm, game: Game, hp, init_logp, ref_logp, target_logp, 
 
 
 def simulate_batch(algo, *args, steps: int, record_every: int, record_policy: bool = False,
-                   record_average: bool = True):
+                   record_average: bool = True, metrics: tuple[str, ...] | None = None):
     """:func:`simulate` vmapped over a leading batch axis of every array argument."""
     return jax.vmap(partial(simulate, algo, steps=steps, record_every=record_every, record_policy=record_policy,
-                            record_average=record_average))(*args)
+                            record_average=record_average, metrics=metrics))(*args)
 
 
-_STATIC = ("algo", "steps", "record_every", "record_policy", "record_average")
+_STATIC = ("algo", "steps", "record_every", "record_policy", "record_average", "metrics")
 _simulate_jit = jax.jit(simulate, static_argnames=_STATIC)
 _simulate_batch_jit = jax.jit(simulate_batch, static_argnames=_STATIC)
 
@@ -174,14 +183,76 @@ def _stack_groups(parts: list) -> tuple | None:
     return tuple(None if parts[0][k] is None else np.stack([p[k] for p in parts]) for k in range(3))
 
 
-def _target(target, P: np.ndarray) -> np.ndarray | None:
+def _as_games(games) -> np.ndarray:
+    """The validated (B, n, n) float64 stack of a batched Game, a (B, n, n) array or a list of
+    games / matrices — checked as one vectorized operation, each game exactly as :func:`_as_game`
+    would (an error names the offending game's index), then symmetrized and rounded to the default
+    float precision like :func:`gamelab.games.make_game`."""
+    if isinstance(games, Game) or (isinstance(games, (np.ndarray, jax.Array)) and np.ndim(games) == 3):
+        P = np.asarray(games.P if isinstance(games, Game) else games)
+        stack = P[None] if P.ndim == 2 else P
+    else:
+        mats = [np.asarray(g.P if isinstance(g, Game) else g) for g in games]
+        if not mats:
+            raise ValueError("run_batch needs at least one game")
+        shapes, dtypes = {m.shape for m in mats}, {m.dtype for m in mats}
+        if len(shapes) != 1 or len(dtypes) != 1 or mats[0].ndim != 2:  # validate one by one, then compare sizes
+            checked = []
+            for i, m in enumerate(mats):
+                try:
+                    checked.append(_as_game(m))
+                except ValueError as exc:
+                    raise type(exc)(f"game {i}: {exc}") from None
+            sizes = sorted({m.shape[0] for m in checked})
+            if len(sizes) != 1:
+                raise ValueError(f"games in one batch must have the same number of responses, got {sizes}")
+            return np.stack(checked)
+        stack = np.stack(mats)
+    if len(stack) == 0:
+        raise ValueError("run_batch needs at least one game")
+    P = symmetrized(validate_matrices(stack))
+    default = jnp.dtype(jnp.float64 if jax.config.jax_enable_x64 else jnp.float32)
+    return P if default == np.float64 else P.astype(default).astype(np.float64)
+
+
+def _target(target, P: np.ndarray, solve: bool = True) -> np.ndarray | None:
+    """The KL target's log-probabilities (None for none). ``solve=False``: validate the spec but
+    skip the LP (and return None) — the run records no ``kl_to_target``."""
     if target is None:
         return None
     if isinstance(target, str):
         if target != "nash":
             raise ValueError(f"target must be 'nash', None or a policy, got {target!r}")
-        return policy_logits(exact_nash(P).policy, P.shape[0], name="target")
-    return policy_logits(target, P.shape[0], name="target")
+        return policy_logits(exact_nash(P).policy, P.shape[0], name="target") if solve else None
+    logits = policy_logits(target, P.shape[0], name="target")
+    return logits if solve else None
+
+
+def metric_names(metrics) -> tuple[str, ...] | None:
+    """The canonical static form of a ``metrics`` argument: None (every metric) or a tuple of
+    names of :data:`gamelab.metrics.METRIC_NAMES` in that order (a single name may be a string),
+    so that the same set in another order does not compile again."""
+    if metrics is None:
+        return None
+    names = (metrics,) if isinstance(metrics, str) else tuple(metrics)
+    for name in names:
+        if not isinstance(name, str) or name not in METRIC_NAMES:
+            raise ValueError(f"unknown metric {name!r}; the metrics are {', '.join(METRIC_NAMES)}")
+    return tuple(m for m in METRIC_NAMES if m in names)
+
+
+def _check_available(names, tau, target, algo: Algorithm) -> None:
+    """A metric asked for by name must be computable: say what is missing."""
+    if names is None:
+        return
+    if "regularized_gap" in names and tau is None:
+        raise ValueError(f"metric 'regularized_gap' needs a τ: {algo.name} has no positive tau; pass metric_tau")
+    if "kl_to_target" in names and target is None:
+        raise ValueError("metric 'kl_to_target' needs a target (got target=None)")
+
+
+def _wants(names, metric: str) -> bool:
+    return names is None or metric in names
 
 
 def _metric_tau(algo: Algorithm, hp, metric_tau):
@@ -237,8 +308,13 @@ def _cast(hp, dtype):
     return type(hp)(*(jnp.asarray(v, dtype) if jnp.issubdtype(jnp.asarray(v).dtype, jnp.floating) else jnp.asarray(v) for v in hp))
 
 
+def _is_random(spec) -> bool:
+    return isinstance(spec, str) and spec == "random"
+
+
 def _init_and_ref(init, ref, n, seed):
-    k_init, k_ref = jax.random.split(jax.random.key(int(seed)))
+    # the keys only where a policy is drawn ('random'): splitting one costs a device call
+    k_init, k_ref = jax.random.split(jax.random.key(int(seed))) if _is_random(init) or _is_random(ref) else (None, None)
     ref_l = policy_logits(ref, n, name="reference", key=k_ref, positive=True)
     if isinstance(init, str) and init == "ref":
         return ref_l, ref_l
@@ -247,8 +323,8 @@ def _init_and_ref(init, ref, n, seed):
 
 def run(algorithm, game, *, steps: int, record_every: int = 1, init=None, ref=None, target="nash",
         metric_tau=None, seed: int = 0, dtype=None, jit: bool = True, record_policy: bool = False,
-        record_average: bool = True, feedback: str | None = None, policy=None, batch: int | None = None,
-        optimizer: str | None = None, **hparams) -> RunResult:
+        record_average: bool = True, metrics=None, feedback: str | None = None, policy=None,
+        batch: int | None = None, optimizer: str | None = None, **hparams) -> RunResult:
     """Run one algorithm on one game.
 
     ``init``: None (uniform), 'random' (logits ~ N(0, 1) from ``seed``), 'ref' (start at the
@@ -258,6 +334,13 @@ def run(algorithm, game, *, steps: int, record_every: int = 1, init=None, ref=No
     regularized gap (default: the algorithm's own τ, if it has one). Hyper-parameters are keywords
     (``eta=0.1, tau=0.1``); the rest take the algorithm's defaults.
 
+    ``metrics``: which metrics to record (names of :data:`gamelab.metrics.METRIC_NAMES`, or one
+    name); None (the default) records every metric the run can compute. A name the run cannot
+    compute raises (``regularized_gap`` without a τ, ``kl_to_target`` with ``target=None``); without
+    ``kl_to_target`` the target's LP is not solved. Recording only ``exploitability`` /
+    ``duality_gap`` costs one maximum per recorded step beyond the update. ``record_average=False``:
+    no average-iterate metrics, and the average iterate is not tracked (``avg_policy`` is None).
+
     ``feedback``: None or 'closed' (the tabular closed-form update), 'exact' or 'sampled' — the
     algorithm's loss minimized by ``optimizer`` ('adam', 'sgd', …; its ``lr`` and ``updates`` per
     step are hyper-parameters) on ``policy`` ('tabular', 'linear:d=K' or a
@@ -265,6 +348,7 @@ def run(algorithm, game, *, steps: int, record_every: int = 1, init=None, ref=No
     (:mod:`gamelab.algorithms.parametric`); ``seed`` then also seeds the sampling.
     """
     _check_steps(steps, record_every)
+    names = metric_names(metrics)
     dtype = _float_dtype(dtype)
     P = _as_game(game)
     n = P.shape[0]
@@ -273,77 +357,82 @@ def run(algorithm, game, *, steps: int, record_every: int = 1, init=None, ref=No
         hparams.setdefault("seed", int(seed))
     hp = algo.make_hparams(**hparams)
     init_l, ref_l = _init_and_ref(init, ref, n, seed)
-    tgt = _target(target, P)
+    tgt = _target(target, P, solve=_wants(names, "kl_to_target"))
     tau = _metric_tau(algo, hp, metric_tau)
+    tau = tau if _wants(names, "regularized_gap") else None
+    _check_available(names, tau, tgt, algo)
     args = _device_args(P, hp, init_l, ref_l, tgt, tau, dtype, _group_arrays(game))
     fn = _simulate_jit if jit else simulate
     state, avg, trace, final = fn(algo, *args, steps=steps, record_every=record_every, record_policy=record_policy,
-                                  record_average=record_average)
+                                  record_average=record_average, metrics=names)
     return RunResult(state, state.logp, avg, recorded_steps(steps, record_every), trace, final)
 
 
 def run_batch(algorithm, games, *, steps: int, record_every: int = 1, hparams: dict | None = None,
               init=None, ref=None, target="nash", metric_tau=None, seeds: Sequence[int] | int = 0,
               dtype=None, jit: bool = True, record_policy: bool = False, record_average: bool = True,
-              mesh=None, feedback: str | None = None, policy=None, batch: int | None = None,
+              metrics=None, mesh=None, feedback: str | None = None, policy=None, batch: int | None = None,
               optimizer: str | None = None) -> RunResult:
     """Run one algorithm over a batch of B runs as one vmapped computation.
 
-    ``games``: a list of games / matrices or a batched :class:`Game`; one game is broadcast.
-    ``hparams``: name -> scalar or length-B sequence. ``seeds``: int or length-B sequence (used by
-    'random' init/ref). ``init``/``ref``/``target``: as in :func:`run`, or a (B, n) array. Values of
-    hyper-parameters are traced: changing them never recompiles. ``mesh``: a one-axis
+    ``games``: a list of games / matrices, a (B, n, n) array or a batched :class:`Game`; one game
+    is broadcast. The stack is validated on the host as one vectorized check (an invalid game
+    raises naming its index: ``game 3: …``). ``hparams``: name -> scalar or length-B sequence.
+    ``seeds``: int or length-B sequence (used by 'random' init/ref). ``init``/``ref``/``target``:
+    as in :func:`run`, or a (B, n) array. ``metrics``, ``record_average``: as in :func:`run`.
+    Values of hyper-parameters are traced: changing them never recompiles. ``mesh``: a one-axis
     ``jax.sharding.Mesh``; the runs are sharded over its devices (B must be a multiple of its size),
     each device computing B / size runs with no communication. ``feedback``, ``policy``, ``batch``,
     ``optimizer``: as in :func:`run` (each run's sampling is seeded by its entry of ``seeds``).
     """
     _check_steps(steps, record_every)
+    names = metric_names(metrics)
     dtype = _float_dtype(dtype)
-    if isinstance(games, Game):
+    if isinstance(games, Game) and games.groups is not None:  # a batched multi-group Game: one per run
         batched = jax.tree.map(np.asarray, games if games.P.ndim == 3 else jax.tree.map(lambda x: x[None], games))
         games = [Game(*(None if x is None else x[i] for x in batched)) for i in range(batched.P.shape[0])]
-    group_parts = [_group_arrays(g) for g in games]
-    mats = [np.asarray(g.P if isinstance(g, Game) else g) for g in games]
-    if not mats:
-        raise ValueError("run_batch needs at least one game")
-    mats = [_as_game(m) for m in mats]
-    sizes = {m.shape[0] for m in mats}
-    if len(sizes) != 1:
-        raise ValueError(f"games in one batch must have the same number of responses, got {sorted(sizes)}")
-    n = sizes.pop()
+    group_parts = [_group_arrays(g) for g in games] if isinstance(games, (list, tuple)) else [None]
+    games_given = _as_games(games)
+    n = games_given.shape[-1]
     algo = resolve_algorithm(algorithm, n, learning_options(feedback, policy, batch, optimizer))
     hparams = dict(hparams or {})
     seeds_arr = np.atleast_1d(np.asarray(seeds))
     if "seed" in algo.hparams._fields:
         hparams.setdefault("seed", seeds_arr)
-    lengths = {len(mats), len(seeds_arr)} | {np.size(v) for v in hparams.values()}
+    lengths = {len(games_given), len(seeds_arr)} | {np.size(v) for v in hparams.values()}
     for spec in (init, ref, target):
-        if isinstance(spec, (np.ndarray, jax.Array, list)) and np.ndim(spec) == 2:
+        if _per_run(spec):
             lengths.add(len(spec))
     B = max(lengths)
     if lengths - {1, B}:
         raise ValueError(f"batch inputs have incompatible lengths {sorted(lengths)}: each must be 1 or B")
     hp = algo.make_hparams(**{k: np.broadcast_to(np.asarray(v), (B,)) for k, v in hparams.items()})
     hp = type(hp)(*(np.broadcast_to(np.asarray(v), (B,)) for v in hp))
-    games_given = mats
-    mats = mats * B if len(mats) == 1 else mats
+    mats = np.broadcast_to(games_given, (B, n, n))
     groups = _stack_groups(group_parts * B if len(group_parts) == 1 else group_parts)
     seeds_arr = np.broadcast_to(seeds_arr, (B,))
 
     def per_run(spec, i):
-        if isinstance(spec, (np.ndarray, jax.Array, list)) and np.ndim(spec) == 2:
+        if _per_run(spec):
             return spec[0] if len(spec) == 1 else spec[i]
         return spec
 
-    inits, refs = zip(*(_init_and_ref(per_run(init, i), per_run(ref, i), n, seeds_arr[i]) for i in range(B)))
+    if _per_run(init) or _per_run(ref) or _is_random(init) or _is_random(ref):
+        inits, refs = zip(*(_init_and_ref(per_run(init, i), per_run(ref, i), n, seeds_arr[i]) for i in range(B)))
+        inits, refs = np.stack(inits), np.stack(refs)
+    else:  # the same for every run: computed once
+        init_l, ref_l = _init_and_ref(init, ref, n, seeds_arr[0])
+        inits, refs = np.broadcast_to(init_l, (B, n)), np.broadcast_to(ref_l, (B, n))
+    solve = _wants(names, "kl_to_target")
     if isinstance(target, str) and len(games_given) < B:  # one LP per game given, not one per run
-        solved = [_target(target, m) for m in games_given]
+        solved = [_target(target, m, solve) for m in games_given]
         targets = [solved[0 if len(solved) == 1 else i] for i in range(B)]
     else:
-        targets = [_target(per_run(target, i), mats[i]) for i in range(B)]
+        targets = [_target(per_run(target, i), mats[i], solve) for i in range(B)]
     tau = _metric_tau(algo, hp, metric_tau)
-    args = _device_args(np.stack(mats), hp, np.stack(inits), np.stack(refs),
-                        None if targets[0] is None else np.stack(targets),
+    tau = tau if _wants(names, "regularized_gap") else None
+    _check_available(names, tau, targets[0], algo)
+    args = _device_args(mats, hp, inits, refs, None if targets[0] is None else np.stack(targets),
                         None if tau is None else np.broadcast_to(np.asarray(tau), (B,)), dtype, groups)
     if mesh is not None:
         if B % mesh.size:
@@ -351,5 +440,10 @@ def run_batch(algorithm, games, *, steps: int, record_every: int = 1, hparams: d
         args = jax.device_put(args, NamedSharding(mesh, PartitionSpec(mesh.axis_names[0])))
     fn = _simulate_batch_jit if jit else simulate_batch
     state, avg, trace, final = fn(algo, *args, steps=steps, record_every=record_every, record_policy=record_policy,
-                                  record_average=record_average)
+                                  record_average=record_average, metrics=names)
     return RunResult(state, state.logp, avg, recorded_steps(steps, record_every), trace, final)
+
+
+def _per_run(spec) -> bool:
+    """Whether an init/ref/target spec is a (B, n) array: one policy per run."""
+    return isinstance(spec, (np.ndarray, jax.Array, list)) and np.ndim(spec) == 2

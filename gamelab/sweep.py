@@ -33,6 +33,7 @@ Spec keys (TOML)::
     batch = 256                #   policy (batch: sampled pairs per step), trained by this optax
     optimizer = "sgd"          #   optimizer; lr, updates and flip are then grid hyper-parameters
     policy = "tabular"         #   or "linear:d=K"
+    metrics = ["exploitability", "duality_gap"]   # default: every metric; others are NaN columns
     [grid]                     # every key is a hyper-parameter; algorithms ignore keys they lack
     eta = [0.05, 0.1, 0.5]
     tau = [0.1]
@@ -62,11 +63,11 @@ from gamelab.algorithms import get_algorithm
 from gamelab.games import parse_game
 from gamelab.nash import exact_nash
 from gamelab.results import finished_chunks, read_manifest, trace_to_frame, write_chunk, write_manifest
-from gamelab.run import learning_options, resolve_algorithm, run_batch
+from gamelab.run import learning_options, metric_names, resolve_algorithm, run_batch
 
 SPEC_KEYS = {"algorithms", "games", "steps", "seeds", "grid", "record_every", "chunk_size", "init", "ref",
-             "record_policy", "dtype", "target", "metric_tau", "antisymmetrize", "algorithm", "feedback", "batch",
-             "optimizer", "policy"}
+             "record_policy", "dtype", "target", "metric_tau", "antisymmetrize", "algorithm", "metrics", "feedback",
+             "batch", "optimizer", "policy"}
 LEARNING_KEYS = ("feedback", "batch", "optimizer", "policy")  # a parametric sweep (None: not given)
 OVERRIDE_KEYS = {"steps", "record_every"}
 MATRIX_BYTES_PER_PIECE = 512 * 2**20  # cap on the stacked game matrices of one vmapped piece
@@ -94,17 +95,20 @@ class SweepSpec:
     metric_tau: float | None = None
     antisymmetrize: bool = False
     algorithm: dict = field(default_factory=dict)  # per-algorithm overrides
+    metrics: tuple[str, ...] | None = None  # metrics recorded (None: all); the rest are NaN columns
     feedback: str = "closed"
     batch: int | None = None
     optimizer: str | None = None
     policy: str | None = None
 
     def canonical(self) -> dict:
-        d = asdict(self)
+        spec = asdict(self)
+        if spec["metrics"] is None:  # absent, as before the key existed: old results folders keep their digest
+            del spec["metrics"]
         if self.feedback == "closed":  # closed-form sweeps keep the digest they had before these keys
             for key in LEARNING_KEYS:
-                d.pop(key)
-        return json.loads(json.dumps(d, sort_keys=True))
+                del spec[key]
+        return json.loads(json.dumps(spec, sort_keys=True))
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.canonical(), sort_keys=True).encode()).hexdigest()[:16]
@@ -185,8 +189,16 @@ def make_spec(**raw) -> SweepSpec:
                          ("dtype", ("float64", "float32"))):
         if key in raw and raw[key] not in allowed:
             raise SpecError(f"{key} must be one of {', '.join(allowed)}, got {raw[key]!r}")
+    metrics = raw.get("metrics")
+    if metrics is not None:
+        try:
+            metrics = metric_names(_list(metrics, "metrics", str))
+        except ValueError as exc:
+            raise SpecError(f"metrics: {exc}") from None
+        if "kl_to_target" in metrics and "target" in raw and raw["target"] is None:
+            raise SpecError("metrics: 'kl_to_target' needs a target")
     spec = SweepSpec(algorithms=algorithms, games=games, steps=steps, seeds=seeds, grid=grid,
-                     record_every=record_every, chunk_size=chunk_size,
+                     record_every=record_every, chunk_size=chunk_size, metrics=metrics,
                      **{k: raw[k] for k in ("init", "ref", "record_policy", "dtype", "target", "metric_tau",
                                             "antisymmetrize") if k in raw},
                      algorithm={k: dict(v) for k, v in overrides.items()}, **learning)
@@ -317,14 +329,20 @@ def _run_pieces(spec: SweepSpec, chunk: Chunk, group: list, mesh, slots: int):
     piece = [r for p in group for r in p]  # the rows kept
     algo = spec_algorithm(spec, chunk.algorithm, chunk.n)
     hparams = {f: [r[f] for r in runs] for f in algo.hparams._fields}  # a parametric run's seed is its seed
+    metrics = spec.metrics
+    if metrics is not None and "regularized_gap" in metrics and spec.metric_tau is None \
+            and min(hparams.get("tau", [0.0])) <= 0:  # this algorithm has no τ: a NaN column
+        metrics = tuple(m for m in metrics if m != "regularized_gap")
     target = spec.target  # the LP Nash is solved once per game, not once per run
-    if target == "nash":
+    if metrics is not None and "kl_to_target" not in metrics:
+        target = None  # not recorded: no LP
+    elif target == "nash":
         target = np.stack([_game_nash(r["game"], spec.antisymmetrize) for r in runs])
     # Game objects, not matrices: a multi-group game carries its groups (per-group metrics, maxmin)
     result = run_batch(algo, [_game(r["game"], spec.antisymmetrize) for r in runs], steps=chunk.steps,
                        record_every=chunk.record_every, hparams=hparams, init=spec.init, ref=spec.ref,
                        target=target, metric_tau=spec.metric_tau, seeds=[r["seed"] for r in runs],
-                       dtype=spec.dtype, record_policy=spec.record_policy, mesh=mesh)
+                       dtype=spec.dtype, record_policy=spec.record_policy, metrics=metrics, mesh=mesh)
     keep = np.concatenate([np.arange(i * chunk.width, i * chunk.width + len(p)) for i, p in enumerate(group)])
     trace = {k: np.asarray(v)[keep] for k, v in result.trace.items()}
     return trace_to_frame(trace, result.steps, piece, chunk.name)

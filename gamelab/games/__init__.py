@@ -6,6 +6,8 @@ from gamelab.games.core import (
     make_game,
     make_group_game,
     stack_games,
+    symmetrized,
+    validate_matrices,
     validate_matrix,
 )
 from gamelab.games.io import (
@@ -45,6 +47,8 @@ __all__ = [
     "make_game",
     "make_group_game",
     "stack_games",
+    "symmetrized",
+    "validate_matrices",
     "validate_matrix",
     # io
     "Correction",

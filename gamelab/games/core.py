@@ -69,6 +69,8 @@ def validate_matrix(P, *, atol: float = DEFAULT_ATOL) -> np.ndarray:
     if np.issubdtype(arr.dtype, np.floating) and np.finfo(arr.dtype).bits < 64:
         atol = max(atol, 8 * float(np.finfo(arr.dtype).eps))
     arr = arr.astype(np.float64)
+    if _valid(arr[None], atol)[0]:  # the fast path; the checks below name what is wrong
+        return arr
     bad = ~np.isfinite(arr)
     if bad.any():
         i, j = _where(bad)
@@ -97,6 +99,95 @@ def validate_matrix(P, *, atol: float = DEFAULT_ATOL) -> np.ndarray:
     return arr
 
 
+VALIDATE_BLOCK_BYTES = 64 * 2**20  # games checked at once by validate_matrices (bounds its temporaries)
+
+
+def validate_matrices(Ps, *, atol: float = DEFAULT_ATOL) -> np.ndarray:
+    """Check a stack of preference matrices, shape (B, n, n), at once; return it as float64.
+
+    The same checks and tolerances as :func:`validate_matrix`, vectorized over the stack (in
+    blocks of at most ``VALIDATE_BLOCK_BYTES``). The first invalid game (lowest index) raises
+    :class:`InvalidGameError` with exactly :func:`validate_matrix`'s message for it, prefixed by
+    ``game b:``.
+    """
+    arr = np.asarray(Ps)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or np.iscomplexobj(arr) \
+            or arr.ndim != 3 or arr.shape[1] != arr.shape[2] or arr.shape[1] < 2:
+        for b in (range(len(arr)) if arr.ndim >= 1 else ()):  # the per-game check names the problem
+            _validate_one(arr[b], b, atol)
+        raise InvalidGameError(f"a stack of preference matrices must have shape (B, n, n), got {arr.shape}")
+    if np.issubdtype(arr.dtype, np.floating) and np.finfo(arr.dtype).bits < 64:
+        atol = max(atol, 8 * float(np.finfo(arr.dtype).eps))
+    out = arr.astype(np.float64)
+    B, n, _ = out.shape
+    block = max(1, VALIDATE_BLOCK_BYTES // (8 * n * n))
+    for lo in range(0, B, block):
+        ok = _valid(out[lo:lo + block], atol)
+        if not ok.all():
+            b = lo + int(np.argmin(ok))
+            _validate_one(arr[b], b, atol)
+            raise InvalidGameError(f"game {b}: not a valid preference matrix")  # pragma: no cover (checks agree)
+    return out
+
+
+def _valid(a: np.ndarray, atol: float) -> np.ndarray:
+    """Which games of a float64 (B, n, n) stack pass every check of :func:`validate_matrix`."""
+    ok = np.isfinite(a).all(axis=(1, 2))
+    with np.errstate(invalid="ignore"):  # games with NaN already fail; their bounds need no warning
+        ok &= (a.min(axis=(1, 2)) >= 0) & (a.max(axis=(1, 2)) <= 1)
+        ok &= (np.abs(np.diagonal(a, axis1=1, axis2=2) - 0.5) <= atol).all(axis=1)
+        ok &= _max_asymmetry(a) <= atol
+    return ok
+
+
+TILE = 256  # square tiles for the transposed accesses of large matrices (cache-friendly)
+
+
+def _tiles(n: int):
+    return [(i, j) for i in range(0, n, TILE) for j in range(0, n, TILE)]
+
+
+def _max_asymmetry(a: np.ndarray) -> np.ndarray:
+    """``max |P + Pᵀ − 1|`` of each game of a (B, n, n) stack, tile by tile over the upper half."""
+    worst = np.zeros(a.shape[0])
+    for i, j in _tiles(a.shape[-1]):
+        if j >= i:
+            blk = a[:, i:i + TILE, j:j + TILE] + a[:, j:j + TILE, i:i + TILE].swapaxes(1, 2)
+            blk -= 1.0
+            worst = np.maximum(worst, np.abs(blk, out=blk).max(axis=(1, 2)))
+    return worst
+
+
+def _validate_one(P, index: int, atol: float) -> None:
+    try:
+        validate_matrix(P, atol=atol)
+    except InvalidGameError as exc:
+        raise InvalidGameError(f"game {index}: {exc}") from None
+
+
+def symmetrized(arr: np.ndarray) -> np.ndarray:
+    """A validated matrix (or a stack of them) with the lower triangle set to exactly ``1 − P.T``
+    and the diagonal to 1/2; the upper triangle is kept bit for bit (but a −0 becomes +0).
+    Tile by tile, so that the transposed reads stay in cache."""
+    arr = np.asarray(arr, dtype=np.float64)
+    n = arr.shape[-1]
+    out = np.empty_like(arr)
+    for i, j in _tiles(n):
+        rows, cols = slice(i, i + TILE), slice(j, j + TILE)
+        if j > i:  # strictly upper: kept (+0.0 turns a −0 into +0, as the sum of the triangles did)
+            np.add(arr[..., rows, cols], 0.0, out=out[..., rows, cols])
+        elif j < i:  # strictly lower: 1 − the mirrored upper tile
+            np.subtract(1.0, np.swapaxes(arr[..., cols, rows], -1, -2), out=out[..., rows, cols])
+        else:
+            blk = arr[..., rows, cols]
+            m = blk.shape[-1]
+            upper = np.arange(m)[:, None] < np.arange(m)[None, :]
+            out[..., rows, cols] = np.where(upper, blk + 0.0, 1.0 - np.swapaxes(blk, -1, -2))
+    idx = np.arange(n)
+    out[..., idx, idx] = 0.5
+    return out
+
+
 def make_game(P, *, atol: float = DEFAULT_ATOL, dtype=None) -> Game:
     """Validate ``P`` on the host and wrap it as a :class:`Game`.
 
@@ -106,10 +197,7 @@ def make_game(P, *, atol: float = DEFAULT_ATOL, dtype=None) -> Game:
     """
     import jax.numpy as jnp
 
-    arr = validate_matrix(P, atol=atol)
-    upper = np.triu(arr, 1)
-    arr = upper + np.tril(1.0 - arr.T, -1)
-    np.fill_diagonal(arr, 0.5)
+    arr = symmetrized(validate_matrix(P, atol=atol))
     return Game(P=jnp.asarray(arr, dtype=dtype or _default_float()))
 
 
