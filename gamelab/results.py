@@ -16,7 +16,8 @@ iterate            'last' or 'average'
 <metrics>          exploitability, duality_gap, regularized_gap, kl_to_target, entropy,
                    win_rate_vs_ref (float; NaN where not defined for that run); multi-group
                    games add group{u}_*, worst_group_* and mean_group_* columns (win_rate_vs_ref,
-                   exploitability, reward), NaN for runs on games without them
+                   exploitability, reward), NaN for runs on games without them; parametric runs
+                   (feedback exact/sampled) add ``loss``, the training loss of the step just taken
 policy             list of n floats (only when the sweep records policies)
 chunk              str, the chunk that produced the row
 =================  =========================================================================
@@ -53,7 +54,7 @@ def trace_to_frame(trace: dict, steps, runs: list[dict], chunk: str):
         cols["step"] = np.tile(steps, B)
         cols["iterate"] = np.full(B * R, kind)
         extra = sorted(k for k in trace if k.startswith("group") or k.startswith("worst_group_")
-                       or k.startswith("mean_group_"))  # multi-group games' scalar metrics
+                       or k.startswith("mean_group_") or k == "loss")  # multi-group metrics; parametric loss
         for m in (*METRIC_NAMES, *extra):
             arr = trace.get(prefix + m)
             cols[m] = np.full(B * R, np.nan) if arr is None else np.asarray(arr, dtype=np.float64)[:B].reshape(-1)

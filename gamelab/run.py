@@ -47,6 +47,8 @@ def _metrics(game, carry, ref, tau, target, record_policy, record_average, names
     out = policy_metrics(game.P, state.logp, ref, tau=tau, target_logits=target, normalized=True, names=names)
     if game.groups is not None:  # a multi-group game: per-group, worst-group and mean metrics
         out.update(group_metrics(game, state.logp, ref))
+    if hasattr(state, "loss"):  # a parametric run: its last training loss (NaN before the first step)
+        out["loss"] = state.loss
     if record_policy:
         out["policy"] = jnp.exp(state.logp)
     if record_average:
@@ -57,6 +59,28 @@ def _metrics(game, carry, ref, tau, target, record_policy, record_average, names
             mean["policy"] = avg
         out.update({f"avg_{k}": v for k, v in mean.items()})
     return out
+
+
+def _driver(algo: Algorithm, game: Game, hp, ref_logp, target_logp, metric_tau, *, record_every: int,
+            record_policy: bool, record_average: bool, metrics):
+    """(record, advance, interval) for one game: the loop body every driver below shares."""
+    record = partial(_metrics, game, ref=ref_logp, tau=metric_tau, target=target_logp, record_policy=record_policy,
+                     record_average=record_average, names=metrics)
+
+    def advance(carry):
+        state, avg, t = carry
+        state = algo.step(game, hp, state)
+        t = t + 1
+        if record_average:  # static: without it the average iterate is not tracked at all
+            avg = avg + (jnp.exp(state.logp) - avg) / (t + 1)
+        return state, avg, t
+
+    def interval(carry, _):
+        row = record(carry)
+        carry = advance(carry)
+        return lax.fori_loop(1, record_every, lambda _, c: advance(c), carry), row
+
+    return record, advance, interval
 
 
 def simulate(algo: Algorithm, game: Game, hp, init_logp, ref_logp, target_logp, metric_tau, *, steps: int,
@@ -77,24 +101,9 @@ def simulate(algo: Algorithm, game: Game, hp, init_logp, ref_logp, target_logp, 
     need is the one the update computes (XLA merges them): recording every step costs about one
     matrix–vector product per step, not two.
     """
-    record = partial(_metrics, game, ref=ref_logp, tau=metric_tau, target=target_logp, record_policy=record_policy,
-                     record_average=record_average, names=metrics)
-
-    def advance(carry):
-        state, avg, t = carry
-        state = algo.step(game, hp, state)
-        t = t + 1
-        if record_average:  # static: without it the average iterate is not tracked at all
-            avg = avg + (jnp.exp(state.logp) - avg) / (t + 1)
-        return state, avg, t
-
-    def interval(carry, _):
-        row = record(carry)
-        carry = advance(carry)
-        return lax.fori_loop(1, record_every, lambda _, c: advance(c), carry), row
-
-    state = algo.init(game, hp, init_logp, ref_logp)
-    carry = (state, jnp.exp(state.logp) if record_average else None, jnp.zeros((), jnp.int32))
+    record, advance, interval = _driver(algo, game, hp, ref_logp, target_logp, metric_tau, record_every=record_every,
+                                        record_policy=record_policy, record_average=record_average, metrics=metrics)
+    carry = start(algo, game, hp, init_logp, ref_logp, record_average=record_average)
     carry, rows = lax.scan(interval, carry, None, length=steps // record_every)
     tail = []
     if steps % record_every:  # the row at (steps // k)·k, then the remaining steps
@@ -105,6 +114,31 @@ def simulate(algo: Algorithm, game: Game, hp, init_logp, ref_logp, target_logp, 
     state, avg, _ = carry
     final = {k: v for k, v in final.items() if not k.endswith("policy")}
     return state, avg, trace, final
+
+
+def start(algo: Algorithm, game: Game, hp, init_logp, ref_logp, *, record_average: bool = True):
+    """The driver's carry at step 0: (algorithm state, running average or None, step count)."""
+    state = algo.init(game, hp, init_logp, ref_logp)
+    return state, jnp.exp(state.logp) if record_average else None, jnp.zeros((), jnp.int32)
+
+
+def segment(algo: Algorithm, game: Game, hp, carry, ref_logp, target_logp, metric_tau, *, intervals: int,
+            record_every: int, record_policy: bool = False, record_average: bool = True, metrics=None):
+    """Continue a run from ``carry`` for ``intervals`` × ``record_every`` steps, with the same loop
+    body as :func:`simulate`: returns (carry, rows recorded at the start of each interval). A run
+    cut into segments — checkpointed and resumed between them (gamelab.llm) — has exactly the
+    trace of one :func:`simulate` call once :func:`final_row` is appended."""
+    _, _, interval = _driver(algo, game, hp, ref_logp, target_logp, metric_tau, record_every=record_every,
+                             record_policy=record_policy, record_average=record_average, metrics=metrics)
+    return lax.scan(interval, carry, None, length=intervals)
+
+
+def final_row(algo: Algorithm, game: Game, hp, carry, ref_logp, target_logp, metric_tau, *,
+              record_policy: bool = False, record_average: bool = True, metrics=None):
+    """The metrics of ``carry`` (the last row of a segmented run's trace)."""
+    record, _, _ = _driver(algo, game, hp, ref_logp, target_logp, metric_tau, record_every=1,
+                           record_policy=record_policy, record_average=record_average, metrics=metrics)
+    return record(carry)
 
 
 def simulate_batch(algo, *args, steps: int, record_every: int, record_policy: bool = False,

@@ -531,9 +531,36 @@ def test_every_metric_matches_reference(case):
     assert float(M.exploitability(Pj, lp)) >= 0 and float(M.regularized_gap(Pj, lp, lref, tau)) >= 0
 
 
+@settings(max_examples=15, deadline=None)
+@given(metric_cases(), st.integers(0, 2**16))
+def test_group_metrics_match_reference(case, seed):
+    """Per-group metrics of a multi-group game = the reference's single-game metrics per group."""
+    from gamelab.games import make_group_game
+
+    P, p, _, ref, _, shift = case
+    n = P.shape[0]
+    rng = np.random.default_rng(seed)
+    G = np.stack([P, R.random_preference(n, rng), P.T])
+    w = rng.dirichlet(np.ones(3))
+    rewards = rng.normal(size=(3, n))
+    game = make_group_game(G, w, rewards)
+    got = {k: float(v) for k, v in M.group_metrics(game, logits_of(p, shift), logits_of(ref, 0.0)).items()}
+    win = [R.win_rate(np.asarray(game.groups[u]), p, ref) for u in range(3)]
+    exp = [R.exploitability(np.asarray(game.groups[u]), p) for u in range(3)]
+    rew = [float(rewards[u] @ p) for u in range(3)]
+    for u in range(3):
+        assert abs(got[f"group{u}_win_rate_vs_ref"] - win[u]) <= METRIC_ATOL
+        assert abs(got[f"group{u}_exploitability"] - exp[u]) <= METRIC_ATOL
+        assert abs(got[f"group{u}_reward"] - rew[u]) <= METRIC_ATOL
+    assert abs(got["worst_group_win_rate_vs_ref"] - min(win)) <= METRIC_ATOL
+    assert abs(got["worst_group_exploitability"] - max(exp)) <= METRIC_ATOL
+    assert abs(got["mean_group_reward"] - float(w @ rew)) <= METRIC_ATOL
+
+
 def test_every_metric_function_is_checked():
     """A new public metric in gamelab.metrics must get a reference counterpart here."""
-    checked = {"win_rates", "exploitability", "duality_gap", "regularized_gap", "kl", "entropy", "win_rate"}
+    checked = {"win_rates", "exploitability", "duality_gap", "regularized_gap", "kl", "entropy", "win_rate",
+               "group_metrics"}
     helpers = {"log_normalize", "probs", "policy_metrics", "logsumexp"}
     public = {k for k, v in vars(M).items() if callable(v) and not k.startswith("_")
               and getattr(v, "__module__", None) == M.__name__}

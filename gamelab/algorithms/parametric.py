@@ -68,6 +68,7 @@ class ParametricState(NamedTuple):
     opt: Any  # optimizer state
     key: jax.Array  # the run's PRNG key
     t: jax.Array  # steps taken
+    loss: jax.Array  # the loss on the last step's batch before its first update (recorded as "loss")
 
 
 def _mixture(logp, ref_logp, weight):
@@ -126,12 +127,17 @@ def make_parametric(algo: Algorithm, policy: Policy, feedback: str = "sampled", 
             h = policy.logprob(p, jnp.concatenate([fb.y, fb.y2]))  # one pass over both sides
             return loss(hp, h[: fb.y.shape[0]], h[fb.y.shape[0]:], fb)
 
-        def update(_, carry):
-            p, o = carry
-            u, o = opt.update(jax.grad(objective)(p), o, p)
-            return jax.tree.map(lambda x, d: (x - hp.lr * d).astype(x.dtype), p, u), o  # keep float32 models float32
+        def update(carry):
+            i, p, o, first = carry
+            value, grad = jax.value_and_grad(objective)(p)
+            u, o = opt.update(grad, o, p)
+            p = jax.tree.map(lambda x, d: (x - hp.lr * d).astype(x.dtype), p, u)  # keep float32 models float32
+            return i + 1, p, o, jnp.where(i == 0, value, first)
 
-        return lax.fori_loop(0, hp.updates, update, (params, opt_state))
+        zero = jnp.zeros((), jnp.result_type(float))
+        _, params, opt_state, loss = lax.while_loop(lambda c: c[0] < hp.updates, update,
+                                                    (jnp.zeros((), jnp.int32), params, opt_state, zero))
+        return params, opt_state, loss
 
     def iteration(f, game, hp, s):
         """One step of the sampled form ``f`` from state ``s`` (reference in ``s.ref``)."""
@@ -139,9 +145,9 @@ def make_parametric(algo: Algorithm, policy: Policy, feedback: str = "sampled", 
         fb = draw(f, game, hp, k_batch, s.logp, s.logp, s.ref_logp)
         opt_state = s.opt
         if f.extragradient:  # EGPO: pairs for the full step come from the half-step policy
-            half, opt_state = optimize(f.loss, hp, s.params, opt_state, fb)
+            half, opt_state, _ = optimize(f.loss, hp, s.params, opt_state, fb)
             fb = draw(f, game, hp, k_full, policy.log_probs(half), s.logp, s.ref_logp)
-        params, opt_state = optimize(f.loss, hp, s.params, opt_state, fb)
+        params, opt_state, loss = optimize(f.loss, hp, s.params, opt_state, fb)
         logp = policy.log_probs(params)
         t = s.t + 1
         ref, ref_logp = s.ref, s.ref_logp
@@ -149,12 +155,13 @@ def make_parametric(algo: Algorithm, policy: Policy, feedback: str = "sampled", 
             every = (t % jnp.asarray(getattr(hp, f.refresh), t.dtype)) == 0
             ref = jax.tree.map(lambda new, old: jnp.where(every, new, old), params, s.ref)
             ref_logp = jnp.where(every, logp, s.ref_logp)
-        return ParametricState(logp, params, ref, ref_logp, opt_state, key, t)
+        return ParametricState(logp, params, ref, ref_logp, opt_state, key, t, loss.astype(s.loss.dtype))
 
     def init(game, hp, logp, ref):
         params, ref_params = policy.init(logp), policy.init(ref)
         return ParametricState(policy.log_probs(params), params, ref_params, policy.log_probs(ref_params),
-                               opt.init(params), jax.random.key(hp.seed), jnp.zeros((), jnp.int32))
+                               opt.init(params), jax.random.key(hp.seed), jnp.zeros((), jnp.int32),
+                               jnp.full((), jnp.nan, logp.dtype))
 
     if form.prox is None:
         def step(game, hp, s):
