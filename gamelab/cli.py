@@ -421,6 +421,89 @@ def sweep(
     typer.echo(f"results: {out} (load with gamelab.results.load_results; `gamelab report {out}`, `gamelab plot {out}`)")
 
 
+llm_app = typer.Typer(help="The transformer backend: the same algorithms on a language-model policy over a "
+                             "sequence game, with the exact Nash gap.", no_args_is_help=True)
+app.add_typer(llm_app, name="llm")
+
+
+@llm_app.command("run")
+def llm_run(
+    algorithm: str = typer.Argument(..., help="a registered algorithm with a loss form (see `gamelab list`)"),
+    game: str = typer.Option("cyclic", help="class matrix[:options]: cyclic | random | mixed, options classes=3, "
+                             "rule=sum|count|hash, margin=0.4, flip=0, seed=0 (e.g. cyclic:rule=count)"),
+    vocab: int = typer.Option(4, help="vocabulary size V"),
+    length: int = typer.Option(4, help="response length L (V^L responses, enumerated for the exact gap)"),
+    steps: int = typer.Option(1000, help="training steps (comal: outer iterations of --inner steps)"),
+    record_every: int = typer.Option(10, help="record the exact metrics every k steps"),
+    policy: str = typer.Option("transformer", help="transformer, or tabular logits over the same sequences"),
+    feedback: str = typer.Option("sampled", help="sampled (--batch pairs per step) or exact (all pairs)"),
+    batch: int = typer.Option(256, help="sampled pairs per step"),
+    optimizer: str = typer.Option("adam", help="adam, sgd, rmsprop or adabelief"),
+    lr: Optional[float] = typer.Option(None, help="learning rate (default 3e-3 for the transformer)"),
+    eta: Optional[float] = typer.Option(None, help="step size η of the algorithm's target"),
+    tau: Optional[float] = typer.Option(None, help="KL regularization τ"),
+    inner: Optional[int] = typer.Option(None, help="comal: inner steps per outer iteration"),
+    settings: List[str] = typer.Option([], "--set", help="any other hyper-parameter, NAME=VALUE (repeatable)"),
+    d_model: int = typer.Option(32, help="transformer width"),
+    heads: int = typer.Option(2, help="attention heads"),
+    layers: int = typer.Option(2, help="transformer blocks"),
+    seed: int = typer.Option(0, help="seed of the model initialization and of the sampling"),
+    devices: int = typer.Option(1, help="data-parallel over this many local devices (a jax.sharding mesh)"),
+    fsdp: bool = typer.Option(False, help="also shard the weights over the devices (FSDP-style)"),
+    out: Optional[Path] = typer.Option(None, help="results + checkpoints folder (default outputs/llm/ALGO-seedS); "
+                                       "re-running the same command resumes from its last checkpoint"),
+    checkpoint_every: int = typer.Option(10, help="recordings between checkpoints"),
+    quiet: bool = typer.Option(False, help="no progress bar"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object (config, trace)"),
+):
+    """Train a policy on a sequence game with one algorithm; exact last-iterate Nash gap every k steps."""
+    from gamelab.llm.games import parse_sequence_game
+    from gamelab.llm.train import train
+
+    hp = parse_settings(settings)
+    for key, value in (("eta", eta), ("tau", tau), ("inner", inner), ("lr", lr)):
+        if value is not None:
+            hp[key] = value
+    if policy == "transformer":
+        hp.setdefault("lr", 3e-3)
+    out = out or Path("outputs/llm") / f"{algorithm.replace(':', '_')}-{policy}-seed{seed}"
+    try:
+        g = parse_sequence_game(game, vocab, length)
+        mesh = None
+        if devices > 1:
+            from jax.sharding import Mesh
+
+            import jax
+
+            if len(jax.devices()) < devices:
+                fail(f"--devices {devices}: only {len(jax.devices())} device(s) here (on CPU, set "
+                     f"XLA_FLAGS=--xla_force_host_platform_device_count={devices})")
+            mesh = Mesh(np.array(jax.devices()[:devices]), ("data",))
+        result = train(algorithm, g, steps=steps, record_every=record_every, policy=policy, feedback=feedback,
+                       batch=batch, optimizer=optimizer, hparams=hp, seed=seed, out=out,
+                       checkpoint_every=checkpoint_every, progress=not quiet and not as_json, mesh=mesh, fsdp=fsdp,
+                       model={"d_model": d_model, "heads": heads, "layers": layers} if policy == "transformer" else None)
+    except (ValueError, RuntimeError) as exc:
+        fail(str(exc))
+    trace = result.trace
+    if as_json:
+        rows = [{"step": int(s), **{k: float(v[i]) for k, v in trace.items() if np.ndim(v) == 1}}
+                for i, s in enumerate(result.steps)]
+        typer.echo(json.dumps(jsonable({"config": result.config, "trace": rows, "seconds": result.seconds,
+                                        "resumed_from": result.resumed_from, "out": str(out)})))
+        return
+    typer.echo(f"{algorithm} on {g.spec}: {g.n} responses, {result.config['policy']}")
+    cols = ["duality_gap", "kl_to_class_nash", "regularized_gap", "entropy"]
+    cols = [c for c in cols if c in trace]
+    typer.echo(f"{'step':>8} " + " ".join(f"{c:>18}" for c in cols))
+    for i in np.unique(np.linspace(0, len(result.steps) - 1, min(len(result.steps), 11)).astype(int)):
+        typer.echo(f"{int(result.steps[i]):>8} " + " ".join(f"{float(trace[c][i]):>18.6e}" for c in cols))
+    typer.echo(f"class marginal {np.array2string(trace['class_marginal'][-1], precision=4)} vs class Nash "
+               f"{np.array2string(g.class_nash(), precision=4)}; {result.seconds:.1f} s"
+               + (f" (resumed at step {result.resumed_from * record_every})" if result.resumed_from else ""))
+    typer.echo(f"results: {out} (`gamelab plot {out}`)")
+
+
 def main() -> None:  # pragma: no cover
     app()
 
