@@ -185,6 +185,8 @@ def run(
         typer.echo(json.dumps(jsonable(out)))
         return
     show = ["duality_gap", "avg_duality_gap", "regularized_gap", "kl_to_target", "entropy"]
+    if "worst_group_win_rate_vs_ref" in result.trace:  # a multi-group game: the groups' view first
+        show = ["worst_group_win_rate_vs_ref", "mean_group_win_rate_vs_ref", "duality_gap", "entropy"]
     cols = [c for c in show if c in result.trace]
     typer.echo(f"{algo.name} on {game}, {steps} steps, " + ", ".join(f"{k}={v}" for k, v in hparams.items()))
     if feedback != "closed":
@@ -194,6 +196,10 @@ def run(
     for i in rows:
         typer.echo(f"{trace[i]['step']:>8} " + " ".join(f"{float(trace[i][c]):>16.6e}" for c in cols))
     typer.echo("last-iterate policy: " + np.array2string(np.asarray(result.policy), precision=6, max_line_width=100))
+    groups = sorted(k for k in result.final if k.startswith("group") and k.endswith("_win_rate_vs_ref"))
+    if groups:
+        typer.echo("win rate against the reference per group: "
+                   + ", ".join(f"{k.split('_')[0]} {float(result.final[k]):.4f}" for k in groups))
     typer.echo(f"duality gap {float(result.final['duality_gap']):.3e} (exploitability "
                f"{float(result.final['exploitability']):.3e}); average iterate {float(result.final['avg_duality_gap']):.3e}")
 
