@@ -38,8 +38,8 @@ from jax import lax
 
 from gamelab.algorithms.base import Algorithm
 from gamelab.algorithms.mirror import geometric
+from gamelab.algorithms.prox import prox_solve
 from gamelab.feedback import MatrixOracle, NoisyOracle, exact_pairs, sampled_pairs
-from gamelab.metrics import regularized_gap
 from gamelab.policies import Policy
 
 FEEDBACK_MODES = ("exact", "sampled")
@@ -171,18 +171,7 @@ def make_parametric(algo: Algorithm, policy: Policy, feedback: str = "sampled", 
 
         def step(game, hp, s):
             s = s._replace(ref=s.params, ref_logp=s.logp)  # the prox centre π_k
-            anchor_logp = s.logp
-
-            def unfinished(carry):
-                i, st = carry
-                solved = (hp.inner_tol > 0) & (regularized_gap(game.P, st.logp, anchor_logp, hp.tau) <= hp.inner_tol)
-                return (i < hp.inner) & ~solved
-
-            def body(carry):
-                i, st = carry
-                return i + 1, iteration(inner, game, hp, st)
-
-            return lax.while_loop(unfinished, body, (jnp.zeros((), jnp.int32), s))[1]
+            return prox_solve(game, hp, s, s.logp, lambda st: iteration(inner, game, hp, st))[1]
 
     return Algorithm(
         algo.name, HP, algo.constraints + EXTRA_CONSTRAINTS, init, step, algo.target,

@@ -36,6 +36,25 @@ class COMALHP(NamedTuple):
     inner_tol: float = 0.0  # stop the inner solve once DG_τ (toward π_k) is ≤ this; 0 = fixed steps
 
 
+def prox_solve(game, hp, state, anchor, inner_step):
+    """COMAL's inner loop: ``inner_step`` from ``state`` for ``hp.inner`` steps, or until the
+    regularized gap toward ``anchor`` (log π_k) is ≤ ``hp.inner_tol`` when that is > 0; returns
+    (steps taken, state). Shared by the tabular and the parametric (sampled) COMAL."""
+
+    def unfinished(carry):
+        i, st = carry
+        # inner_tol = 0 means a fixed number of steps: a computed gap of exactly 0 (rounding,
+        # near the solution) must not end the inner solve early.
+        solved = (hp.inner_tol > 0) & (regularized_gap(game.P, st.logp, anchor, hp.tau) <= hp.inner_tol)
+        return (i < hp.inner) & ~solved
+
+    def body(carry):
+        i, st = carry
+        return i + 1, inner_step(st)
+
+    return lax.while_loop(unfinished, body, (jnp.zeros((), jnp.int32), state))
+
+
 @lru_cache(maxsize=None)  # one Algorithm per inner solver, so jit caches hit across calls
 def make_comal(inner_name: str = "inpo") -> Algorithm:
     """COMAL with the registered regularized solver ``inner_name`` as its inner loop."""
@@ -49,19 +68,8 @@ def make_comal(inner_name: str = "inpo") -> Algorithm:
     def step(game, hp, s):
         anchor = s.logp
         ihp = inner.hparams(**{f: getattr(hp, f) for f in inner.hparams._fields})
-
-        def unfinished(carry):
-            i, st = carry
-            # inner_tol = 0 means a fixed number of steps: a computed gap of exactly 0 (rounding,
-            # near the solution) must not end the inner solve early.
-            solved = (hp.inner_tol > 0) & (regularized_gap(game.P, st.logp, anchor, hp.tau) <= hp.inner_tol)
-            return (i < hp.inner) & ~solved
-
-        def body(carry):
-            i, st = carry
-            return i + 1, inner.step(game, ihp, st)
-
-        i, st = lax.while_loop(unfinished, body, (jnp.zeros((), jnp.int32), inner.init(game, ihp, anchor, anchor)))
+        i, st = prox_solve(game, hp, inner.init(game, ihp, anchor, anchor), anchor,
+                           lambda st: inner.step(game, ihp, st))
         return COMALState(logp=st.logp, inner_steps=i)
 
     suffix = "" if inner_name == "inpo" else f":inner={inner_name}"
