@@ -11,7 +11,6 @@ from collections import Counter
 
 import numpy as np
 
-from gamelab.metrics import METRIC_NAMES
 
 #: Columns of the results table that are not hyper-parameters.
 ID_COLUMNS = ("run", "algorithm", "game", "n", "seed", "step", "iterate", "policy", "chunk")
@@ -27,11 +26,16 @@ DIVERGED_PEAK = 0.5  # ... or the final gap is at least half the trace's maximum
 DIVERGED_GROWTH = 2.0  # ... and at least twice the initial gap
 
 
+def _is_metric(column: str) -> bool:
+    from gamelab.results import is_metric
+
+    return is_metric(column)
+
+
 def hparam_columns(df) -> list[str]:
     """The hyper-parameter columns of a results table: everything that is neither an identifier
     nor a metric (eta, tau, inner, refresh_every, beta, ...)."""
-    skip = set(ID_COLUMNS) | set(METRIC_NAMES)
-    return [c for c in df.columns if c not in skip]
+    return [c for c in df.columns if c not in ID_COLUMNS and not _is_metric(c)]
 
 
 def tail_stats(steps, last_gap, avg_gap=None) -> dict:
@@ -137,7 +141,7 @@ def _per_run(df, metric: str, thresholds) -> "pandas.DataFrame":  # noqa: F821
 
     if metric not in df.columns:
         raise ValueError(f"metric {metric!r} is not a column of the results (have: "
-                         f"{', '.join(c for c in df.columns if c in METRIC_NAMES)})")
+                         f"{', '.join(c for c in df.columns if _is_metric(c))})")
     rows = []
     for run, g in df.groupby("run", sort=True):
         last = g[g["iterate"] == "last"].sort_values("step")
@@ -157,7 +161,7 @@ def _per_run(df, metric: str, thresholds) -> "pandas.DataFrame":  # noqa: F821
             row[_threshold_label(thr)] = _first_at_or_below(steps[ok], lg[ok], thr)
         rows.append(row)
     if not rows:  # e.g. a sweep whose spec 'metrics' left it out: a NaN column
-        recorded = [c for c in METRIC_NAMES if c in df.columns and df[c].notna().any()]
+        recorded = [c for c in df.columns if _is_metric(c) and df[c].notna().any()]
         raise ValueError(f"metric {metric!r} was not recorded in these results (recorded: "
                          f"{', '.join(recorded) or 'none'}); choose one with --metric")
     return pd.DataFrame(rows)

@@ -36,6 +36,14 @@ from gamelab.metrics import METRIC_NAMES
 MANIFEST = "manifest.json"
 CHUNKS = "chunks"
 ITERATES = (("last", ""), ("average", "avg_"))
+# Metric columns beyond METRIC_NAMES: multi-group games, parametric runs, sequence games.
+EXTRA_METRIC_PREFIXES = ("group", "worst_group_", "mean_group_")
+EXTRA_METRICS = ("loss", "kl_to_class_nash")
+
+
+def is_metric(column: str) -> bool:
+    """Whether a results column is a metric (not an identifier or a hyper-parameter)."""
+    return column in METRIC_NAMES or column in EXTRA_METRICS or column.startswith(EXTRA_METRIC_PREFIXES)
 
 
 def trace_to_frame(trace: dict, steps, runs: list[dict], chunk: str):
@@ -53,8 +61,7 @@ def trace_to_frame(trace: dict, steps, runs: list[dict], chunk: str):
                 cols[key] = np.repeat([r[key] for r in runs], R)
         cols["step"] = np.tile(steps, B)
         cols["iterate"] = np.full(B * R, kind)
-        extra = sorted(k for k in trace if k.startswith("group") or k.startswith("worst_group_")
-                       or k.startswith("mean_group_") or k == "loss")  # multi-group metrics; parametric loss
+        extra = sorted(k for k in trace if is_metric(k) and k not in METRIC_NAMES)  # groups, loss, ...
         for m in (*METRIC_NAMES, *extra):
             arr = trace.get(prefix + m)
             cols[m] = np.full(B * R, np.nan) if arr is None else np.asarray(arr, dtype=np.float64)[:B].reshape(-1)
