@@ -450,7 +450,7 @@ def test_simulate_rejects_bad_arguments():
 
 @pytest.mark.parametrize("name", sorted(R.ALGORITHMS))
 def test_every_algorithm_runs_on_random_games(name):
-    hp = {"eta": 0.5, "tau": 0.2, "K": 4, "inner": 5, "beta": 0.5}
+    hp = {"eta": 0.5, "tau": 0.2, "K": 4, "inner": 5, "beta": 0.5, "eta_w": 0.5, "mix": 0.3}
     alg = R.ALGORITHMS[name]
     kw = {k: hp[k] for k in alg.hparams}
     rng = np.random.default_rng(0)
