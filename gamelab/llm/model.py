@@ -96,8 +96,9 @@ class TransformerPolicy(Policy):
     """π_θ(y | x) of a causal transformer over V^L responses (Policy interface; see module doc).
 
     ``log_probs`` enumerates all V^L sequences in one batched teacher-forced pass (keep V^L in
-    the thousands); ``logprob`` and ``sample`` touch only the sequences asked for, so sampled
-    training scales to response sets far too large to enumerate.
+    the thousands); ``logprob`` and ``sample`` touch only the sequences asked for (``logprob``
+    enumerates instead when that is cheaper), so sampled training scales to response sets far
+    too large to enumerate.
     ``mesh``: an optional ``jax.sharding.Mesh`` whose first axis shards every batch of sequences
     (data parallelism under jit; the parameters are replicated unless ``fsdp`` shards the largest
     axis of each weight over that axis too).
@@ -124,6 +125,13 @@ class TransformerPolicy(Policy):
 
         spec = PartitionSpec(self.mesh.axis_names[0], *([None] * (z.ndim - 1)))
         return jax.lax.with_sharding_constraint(z, NamedSharding(self.mesh, spec))
+
+    def _replicated(self, z):
+        if self.mesh is None:
+            return z
+        from jax.sharding import NamedSharding, PartitionSpec
+
+        return jax.lax.with_sharding_constraint(z, NamedSharding(self.mesh, PartitionSpec()))
 
     def param_sharding(self, params):
         """Replicated, or (``fsdp``) each weight's largest axis divisible by the mesh size sharded."""
@@ -160,12 +168,33 @@ class TransformerPolicy(Policy):
         return jnp.take_along_axis(logp, tokens[..., None], axis=-1)[..., 0]
 
     def logprob(self, params, y, x=0):
-        tokens = self._batch(sequence_tokens(y, self.vocab, self.length))
-        x = jnp.broadcast_to(jnp.asarray(x), tokens.shape[:-1])
-        return jnp.sum(self.token_logprobs(params, x, tokens), axis=-1)
+        """log π(y | x) of response indices ``y`` (any shape). When ``y`` holds at least as many
+        responses as there are (V^L ≤ y.size, one prompt), the whole distribution is computed
+        once and indexed: a batch of 2·256 sampled pairs over 4^4 sequences costs one pass over
+        256 sequences, not 512 (the same values up to rounding)."""
+        y = jnp.asarray(y)
+        if y.size >= self.n and jnp.ndim(x) == 0:
+            return self._replicated(self.log_probs(params, x))[y]
+        tokens = sequence_tokens(y.reshape(-1), self.vocab, self.length)
+        xs = jnp.broadcast_to(jnp.asarray(x), y.shape).reshape(-1)
+        return self._sequences(params, xs, tokens).reshape(y.shape)
 
     def log_probs(self, params, x=0):
-        return self.logprob(params, jnp.arange(self.n), x)
+        tokens = sequence_tokens(jnp.arange(self.n), self.vocab, self.length)
+        return self._sequences(params, jnp.broadcast_to(jnp.asarray(x), (self.n,)), tokens)
+
+    def _sequences(self, params, x, tokens):
+        """Σ_t log π(y_t | x, y_<t) of a flat batch ``tokens`` (N, L). Over a mesh the batch is
+        split over its first axis, padded to a multiple of the mesh size with dummy sequences
+        that are dropped again: XLA's SPMD partitioner aborts the process on the gradient of an
+        unevenly split batch (jax 0.10.2), and padding keeps every batch size data parallel."""
+        N = tokens.shape[0]
+        pad = 0 if self.mesh is None else (-N) % self.mesh.size
+        if pad:
+            tokens = jnp.concatenate([tokens, jnp.zeros((pad, tokens.shape[1]), tokens.dtype)])
+            x = jnp.concatenate([x, jnp.zeros((pad,), x.dtype)])
+        out = jnp.sum(self.token_logprobs(params, self._batch(x), self._batch(tokens)), axis=-1)
+        return self._replicated(out)[:N] if pad else out
 
     def sample(self, params, key, shape=(), x=0, temperature: float = 1.0):
         """Autoregressive sampling (one forward per position; causal masking makes the padded
