@@ -473,18 +473,19 @@ def llm_run(
     if policy == "transformer":
         hp.setdefault("lr", 3e-3)
     out = out or Path("outputs/llm") / f"{algorithm.replace(':', '_')}-{policy}-seed{seed}"
+    mesh = None
+    if devices < 1:
+        fail(f"--devices must be >= 1, got {devices}")
+    if devices > 1:
+        import jax
+        from jax.sharding import Mesh
+
+        if len(jax.devices()) < devices:
+            fail(f"--devices {devices}: only {len(jax.devices())} device(s) here (on CPU, set "
+                 f"XLA_FLAGS=--xla_force_host_platform_device_count={devices})")
+        mesh = Mesh(np.array(jax.devices()[:devices]), ("data",))
     try:
         g = parse_sequence_game(game, vocab, length)
-        mesh = None
-        if devices > 1:
-            from jax.sharding import Mesh
-
-            import jax
-
-            if len(jax.devices()) < devices:
-                fail(f"--devices {devices}: only {len(jax.devices())} device(s) here (on CPU, set "
-                     f"XLA_FLAGS=--xla_force_host_platform_device_count={devices})")
-            mesh = Mesh(np.array(jax.devices()[:devices]), ("data",))
         result = train(algorithm, g, steps=steps, record_every=record_every, policy=policy, feedback=feedback,
                        batch=batch, optimizer=optimizer, hparams=hp, seed=seed, out=out,
                        checkpoint_every=checkpoint_every, progress=not quiet and not as_json, mesh=mesh, fsdp=fsdp,

@@ -362,9 +362,8 @@ def test_another_config_in_the_same_folder_is_refused(whole):
     (["--game", "bogus"], "class matrix must be one of"),
     (["--game", "cyclic:colour=3"], "unknown sequence game option"),
     (["--game", "cyclic:rule=zigzag"], "class rule must be one of"),
-    pytest.param(["--devices", "64"], "--devices 64: only", marks=pytest.mark.xfail(strict=True, reason=(
-        "gamelab/cli.py llm_run calls fail() (typer.Exit, a RuntimeError) inside `try: ... except (ValueError, "
-        "RuntimeError)`, which catches it and prints a second line 'error: 2'"))),
+    (["--devices", "64"], "--devices 64: only"),
+    (["--devices", "0"], "--devices must be >= 1"),
     (["--steps", "10", "--record-every", "3"], "multiple of record_every"),
     (["--record-every", "0"], "record_every must be a positive integer"),
     (["--checkpoint-every", "0"], "checkpoint_every must be a positive integer"),

@@ -126,9 +126,16 @@ def algorithm_names() -> list[str]:
     return sorted(REGISTRY)
 
 
+# The literature's names for registered algorithms (in their sampled forms these are the papers' losses).
+ALIASES = {"sppo": "mwu", "hedge": "mwu", "online_ipo": "iterative_ipo", "ipo": "iterative_ipo",
+           "dpo": "iterative_dpo", "egpo": "extragradient", "mirror_prox": "extragradient"}
+
+
 def get_algorithm(name: str) -> Algorithm:
-    """The registered algorithm ``name``; ``comal:inner=mmd`` picks COMAL's inner solver."""
+    """The registered algorithm ``name`` (or an alias: sppo, online_ipo, ipo, dpo, egpo, …);
+    ``comal:inner=mmd`` picks COMAL's inner solver."""
     base, _, options = name.partition(":")
+    base = ALIASES.get(base, base)
     if base not in REGISTRY:
         raise ValueError(f"unknown algorithm {base!r}; known: {', '.join(algorithm_names())}")
     if not options:
