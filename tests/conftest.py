@@ -55,3 +55,15 @@ def interior_nash_games(draw, sizes=(3, 5, 7)):
     np.fill_diagonal(P, 0.5)
     d = np.sqrt(pi)
     return P, pi, 1.0 / np.linalg.norm(d[:, None] * A * d[None, :], 2)
+
+
+def load_experiment(name: str):
+    """An experiment script (experiments/NAME.py) as a module, so its tests call its own code."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

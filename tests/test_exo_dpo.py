@@ -1,8 +1,6 @@
 """EXO (reverse KL over K candidates) vs DPO-K (forward KL) on the discretized bimodal target of
 experiments/exo_vs_dpo.py — the training code is the experiment's own, imported by path — and the
 two losses' identities: DPO-K with K = 2 is pairwise DPO, EXO is a KL (≥ 0, zero at p_θ = p_r)."""
-import importlib.util
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -12,15 +10,12 @@ import pytest
 from gamelab.feedback import Feedback
 from gamelab.losses import dpo_k_loss, dpo_loss, exo_loss
 
-SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "exo_vs_dpo.py"
+from conftest import load_experiment
 
 
 @pytest.fixture(scope="module")
 def study():
-    spec = importlib.util.spec_from_file_location("exo_vs_dpo", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("exo_vs_dpo")
 
 
 def fitted(study, family, loss, k=None, start="ref"):

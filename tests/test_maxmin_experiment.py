@@ -2,8 +2,6 @@
 mixture the single-reward policy serves the majority (win rate ≈ 0.71 against π_ref) and fails the
 minority (≈ 0.32); the MaxMin policy (0.197, 0.197, 0.534, 0.072) gives both ≈ 0.544; the `maxmin`
 solver run as a sweep reaches it; the same holds with groups learned by EM from sampled users."""
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,17 +9,15 @@ import pytest
 from gamelab.games import parse_game
 from gamelab.nash import group_rewards, maxmin_policy, pooled_reward_policy
 
-SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "maxmin_groups.py"
+
 PAPER = 1 / 11
 SHARES = (PAPER, 0.3)
+from conftest import load_experiment
 
 
 @pytest.fixture(scope="module")
 def study():
-    spec = importlib.util.spec_from_file_location("maxmin_groups", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("maxmin_groups")
 
 
 @pytest.fixture(scope="module")

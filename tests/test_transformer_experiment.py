@@ -7,22 +7,18 @@ last-iterate exact Nash gap than with online (iterative) IPO or SPPO after the s
 steps. On this model the three seeds give COMAL 0.033 / 0.058 / 0.048 against online IPO
 0.070 / 0.106 / 0.063 (which settles near its regularized target π*_τ, gap 0.061) and SPPO 0.80
 (a vertex: its last iterate spirals out); seed 0 is checked here."""
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "transformer_last_iterate.py"
+
 SMALL = {"d_model": 16, "heads": 2, "layers": 1}
+from conftest import load_experiment
 
 
 @pytest.fixture(scope="module")
 def study():
-    spec = importlib.util.spec_from_file_location("transformer_last_iterate", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("transformer_last_iterate")
 
 
 @pytest.fixture(scope="module")
