@@ -52,7 +52,15 @@ class Workload(NamedTuple):
     #              the warm-up/compile call and is excluded anyway)
 
 
-def workloads(quick: bool, large_steps: int) -> list[Workload]:
+def workloads(quick: bool, large_steps: int, only=None) -> list[Workload]:
+    """The workloads; ``only``: names' parts to keep (e.g. ``["n=1000", "n=4000"]``; None: all)."""
+    every = _workloads(quick, large_steps)
+    if not only:
+        return every
+    return [w for w in every if set(only) & set(w.name.split(" × "))]
+
+
+def _workloads(quick: bool, large_steps: int) -> list[Workload]:
     if quick:
         return [
             Workload("B=64 × n=10", 64, 10, 100, FAST + CLASSICAL, 8, 2, 3, 1),
@@ -227,9 +235,9 @@ def run_workload(w: Workload, *, with_peers: bool, log=print) -> list[dict]:
     return rows
 
 
-def run(quick: bool = False, with_peers: bool = True, large_steps: int = 1000, log=print) -> list[dict]:
+def run(quick: bool = False, with_peers: bool = True, large_steps: int = 1000, log=print, only=None) -> list[dict]:
     rows = []
-    for w in workloads(quick, large_steps):
+    for w in workloads(quick, large_steps, only):
         log(f"dynamics: {w.name}, T={w.steps}")
         rows += run_workload(w, with_peers=with_peers, log=log)
     return rows

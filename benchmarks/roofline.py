@@ -35,12 +35,12 @@ def _bare():
     return bare
 
 
-def run(quick: bool = False, large_steps: int = 1000, log=print) -> list[dict]:
+def run(quick: bool = False, large_steps: int = 1000, log=print, only=None) -> list[dict]:
     import jax.numpy as jnp
 
     bare = _bare()
     rows = []
-    for w in workloads(quick, large_steps):
+    for w in workloads(quick, large_steps, only):
         Ps = jnp.asarray(common.random_games(w.B, w.n, seed=0))
         logp = jnp.full((w.B, w.n), -np.log(w.n), dtype=jnp.float64)
         variants = (

@@ -3,6 +3,7 @@
     python benchmarks/run.py                  # everything (≈ 10 minutes on 2 cores)
     python benchmarks/run.py --quick          # smoke run, < 1 minute
     python benchmarks/run.py --only nash_lp   # one family: dynamics, roofline, nash_lp
+    python benchmarks/run.py --workloads n=1000,n=4000   # only those dynamics/roofline workloads
     python benchmarks/run.py --out DIR        # where results.json / results.md go
 
 Prints the machine, the tables of median times and ratios, and the targets of the benchmark
@@ -35,8 +36,9 @@ def _targets(dyn: list[dict], roof: list[dict], lp: list[dict]) -> list[dict]:
     def get(wname, algo, impl):
         return next((r for r in dyn if r["workload"] == wname and r["algorithm"] == algo and r["impl"] == impl), None)
 
-    if dyn:
-        w0 = dyn[0]["workload"]  # B = 1024 × n = 10 (B = 64 × n = 10 with --quick)
+    small = [r for r in dyn if r["n"] == 10]  # B = 1024 × n = 10 (B = 64 × n = 10 with --quick)
+    if small:
+        w0 = small[0]["workload"]
         for algo in ("mwu", "omwu", "inpo"):
             g = get(w0, algo, "gamelab")
             if g is None:
@@ -107,6 +109,8 @@ def main(argv=None) -> int:
     ap.add_argument("--large-steps", type=int, default=1000,
                     help="steps on the n = 4000 game (default 1000, the workload's T; fewer for a shorter run: "
                          "per-step times are what is compared there)")
+    ap.add_argument("--workloads", default=None,
+                    help="comma-separated parts of workload names to run (e.g. n=1000,n=4000 or B=1024); default all")
     ap.add_argument("--lp-sizes", default=None, help="comma-separated n for the exact-Nash LP (default 10,30,100,300,1000)")
     ap.add_argument("--lp-budget", type=float, default=120.0,
                     help="skip an LP solver at a size whose predicted time exceeds this many seconds (default 120)")
@@ -115,6 +119,8 @@ def main(argv=None) -> int:
     unknown = sorted(set(families) - set(FAMILIES))
     if unknown:
         ap.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(FAMILIES)}")
+
+    only = [w.strip() for w in args.workloads.split(",") if w.strip()] if args.workloads else None
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
@@ -137,11 +143,12 @@ def main(argv=None) -> int:
     if "dynamics" in families:
         import dynamics
 
-        results["dynamics"] = dynamics.run(args.quick, with_peers=not args.no_peers, large_steps=args.large_steps, log=log)
+        results["dynamics"] = dynamics.run(args.quick, with_peers=not args.no_peers, large_steps=args.large_steps, log=log,
+                                           only=only)
     if "roofline" in families:
         import roofline
 
-        results["roofline"] = roofline.run(args.quick, large_steps=args.large_steps, log=log)
+        results["roofline"] = roofline.run(args.quick, large_steps=args.large_steps, log=log, only=only)
     if "nash_lp" in families:
         import nash_lp
 
