@@ -1,5 +1,6 @@
 """Shared strategies and settings for the test suite."""
 import os
+import pytest
 
 import numpy as np
 from hypothesis import HealthCheck, settings
@@ -67,3 +68,14 @@ def load_experiment(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop JAX's compiled programs after each test module. The suite compiles well over a thousand
+    XLA programs in one process; kept alive, their code mappings pile up until a compile aborts
+    inside XLA (seen in test_sampled.py, late in a full run, never alone)."""
+    yield
+    import jax
+
+    jax.clear_caches()
