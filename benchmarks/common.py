@@ -52,6 +52,32 @@ def measure(fn: Callable[[], Any], *, repeats: int = 3, warmup: int = 1, min_tot
     }
 
 
+def measure_interleaved(fns: dict[str, Callable[[], Any]], *, repeats: int = 3, warmup: int = 1,
+                        min_total_s: float = 0.5, max_repeats: int = 25, turn_s: float = 0.2) -> dict[str, dict]:
+    """Medians of several calls timed in turns (a, b, c, a, b, c, …) after ``warmup`` calls each, so
+    that a change in the machine's load hits them alike and their *ratios* stay meaningful on a
+    shared machine. In a turn a call runs back to back until ``turn_s`` seconds have passed; the
+    first call of a turn with several is not recorded (it finds the caches as the previous call
+    left them), so short calls are timed warm, as :func:`measure` times them. Turns continue until
+    each call has ``repeats`` samples and ``min_total_s`` seconds timed (at most ``max_repeats``
+    turns). Returns ``{name: {"median_s", "samples_s"}}``."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            block(fn())
+    samples: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(max(max_repeats, 1)):
+        for k, fn in fns.items():
+            turn = []
+            while not turn or sum(turn) < turn_s:
+                t0 = time.perf_counter()
+                block(fn())
+                turn.append(time.perf_counter() - t0)
+            samples[k] += turn[1:] if len(turn) > 1 else turn
+        if min(map(len, samples.values())) >= max(repeats, 1) and min(map(sum, samples.values())) >= min_total_s:
+            break
+    return {k: {"median_s": statistics.median(v), "samples_s": v} for k, v in samples.items()}
+
+
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     """``(fn(), seconds)`` for a single call (blocking on JAX results)."""
     t0 = time.perf_counter()

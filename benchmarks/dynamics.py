@@ -21,7 +21,10 @@ For every workload (B games × n responses × T steps) and algorithm:
   very slow peers also on fewer steps, scaled by T/steps).
 
 Every figure is a median over repeats after a warm-up, for the *whole workload* (scaled where
-stated); ``per_game_step`` divides it by B·T.
+stated); ``per_game_step`` divides it by B·T. gamelab's column, the NumPy loop and NumPy batched —
+the three the targets compare — are timed in turn, round after round
+(:func:`common.measure_interleaved`), so that another process starting or stopping on a shared
+machine moves all three alike.
 """
 from __future__ import annotations
 
@@ -183,7 +186,14 @@ def run_workload(w: Workload, *, with_peers: bool, log=print) -> list[dict]:
     for algo in w.algorithms:
         # gamelab: the workload (the last-iterate gap every step), then diagnostics
         call, entry, gaps_of, out, first = gamelab_runner(algo, Ps, w.steps, 1)
-        m = common.measure(call, repeats=w.repeats, warmup=0)
+        # the three columns the targets compare are timed in turn (robust to load changes)
+        sub = Ps[: w.loop_games]
+        trio = {"gamelab": call,
+                "loop": lambda sub=sub: numpy_ref.per_game_loop(algo, sub, w.steps, eta=ETA, tau=TAU)}
+        if w.B > 1:
+            trio["batched"] = lambda: numpy_ref.batched(algo, Ps, w.steps, eta=ETA, tau=TAU)
+        timed = common.measure_interleaved(trio, repeats=w.repeats, warmup=w.warmup)
+        m = timed["gamelab"]
         compile_s = max(first - m["median_s"], 0.0)
         ref = numpy_ref.batched(algo, Ps[: min(w.B, 16)], w.steps, eta=ETA, tau=TAU)
         diff = float(np.max(np.abs(gaps_of(out)[: len(ref)] - ref)))
@@ -205,15 +215,10 @@ def run_workload(w: Workload, *, with_peers: bool, log=print) -> list[dict]:
             m_e2e = common.measure(e2e, repeats=max(3, w.repeats // 2), warmup=1)  # the warm-up call may compile
             rows.append(_row(w, algo, "gamelab run_batch (incl. host validation)", m_e2e))
 
-        # NumPy: per-game loop (a subset, scaled) and batched
-        sub = Ps[: w.loop_games]
-        m = common.measure(lambda: numpy_ref.per_game_loop(algo, sub, w.steps, eta=ETA, tau=TAU),
-                           repeats=w.repeats, warmup=w.warmup)
-        rows.append(_row(w, algo, "NumPy per-game loop", m, scale=w.B / len(sub), games=len(sub)))
+        # NumPy: per-game loop (a subset, scaled) and batched, timed in turn with gamelab above
+        rows.append(_row(w, algo, "NumPy per-game loop", timed["loop"], scale=w.B / len(sub), games=len(sub)))
         if w.B > 1:
-            m = common.measure(lambda: numpy_ref.batched(algo, Ps, w.steps, eta=ETA, tau=TAU),
-                               repeats=w.repeats, warmup=w.warmup)
-            rows.append(_row(w, algo, "NumPy batched", m))
+            rows.append(_row(w, algo, "NumPy batched", timed["batched"]))
         log(f"  {w.name}: {algo} done")
 
     if with_peers and w.peer_games:

@@ -14,7 +14,7 @@ from functools import partial
 import numpy as np
 
 import common
-from dynamics import ETA, workloads
+from dynamics import ETA, FAST, gamelab_runner, workloads
 
 
 def _bare():
@@ -62,6 +62,19 @@ def run(quick: bool = False, large_steps: int = 1000, log=print, only=None) -> l
                 "compile_s": max(first - m["median_s"], 0.0),
                 "per_step_s": m["median_s"] / w.steps, "per_game_step_s": m["median_s"] / (w.B * w.steps),
             })
+        # the same bare step and gamelab's (gap only) timed in turn: ratios robust to load changes
+        calls = {"bare": lambda P_d=Ps, logp_d=logp: bare(P_d, logp_d, ETA, steps=w.steps, record=False)}
+        for algo in FAST:
+            calls[algo] = gamelab_runner(algo, np.asarray(Ps), w.steps, 1)[0]
+        timed = common.measure_interleaved(calls, repeats=w.repeats)
+        for key, m in timed.items():
+            rows.append({
+                "workload": w.name, "B": w.B, "n": w.n, "steps": w.steps,
+                "impl": "interleaved: bare step" if key == "bare" else f"interleaved: gamelab {key}",
+                "algorithm": None if key == "bare" else key, "median_s": m["median_s"], "samples_s": m["samples_s"],
+                "per_step_s": m["median_s"] / w.steps, "per_game_step_s": m["median_s"] / (w.B * w.steps),
+            })
+        del calls
         log(f"roofline: {w.name} done")
     return rows
 
@@ -75,24 +88,28 @@ def tables(rows: list[dict], dyn_rows: list[dict]) -> str:
         bare = next(r for r in rows if r["workload"] == wname and r["impl"].startswith("bare step ("))
         withgap = next(r for r in rows if r["workload"] == wname and r["impl"].endswith("matvec"))
         f32 = next((r for r in rows if r["workload"] == wname and r["impl"].endswith("float32")), None)
-        if not any(find(wname, a, "gamelab") for a in ("mwu", "omwu", "inpo")):  # roofline run alone
-            body.append([wname, bare["steps"], "—", common.fmt_time(bare["per_step_s"]),
-                         common.fmt_time(withgap["per_step_s"]), common.fmt_time(f32["per_step_s"] if f32 else None)]
-                        + ["—"] * 4)
-        for algo in ("mwu", "omwu", "inpo"):
+        for algo in FAST:
             g = find(wname, algo, "gamelab")
             ge = find(wname, algo, "gamelab, record_every=T")
-            if g is None:
-                continue
-            T = g["steps"]
+            gi, bi = same_window_ratio(rows, wname, algo) or (None, None)
+            T = bare["steps"]
             body.append([
                 wname, T, algo, common.fmt_time(bare["per_step_s"]), common.fmt_time(withgap["per_step_s"]),
                 common.fmt_time(f32["per_step_s"] if f32 else None),
-                common.fmt_time(g["median_s"] / T), common.fmt_time(ge["median_s"] / T if ge else None),
-                common.fmt_ratio(g["median_s"] / T / bare["per_step_s"]),
-                common.fmt_ratio(ge["median_s"] / T / bare["per_step_s"] if ge else None),
+                common.fmt_time(g["median_s"] / T if g else None), common.fmt_time(ge["median_s"] / T if ge else None),
+                common.fmt_time(bi), common.fmt_time(gi), common.fmt_ratio(gi / bi if gi else None),
             ])
     return "### Roofline: time per step against a bare jitted batched step\n\n" + common.table(
         ["workload", "T", "algorithm", "bare step", "bare + gap (shared matvec)", "bare step, float32",
-         "gamelab (gap every step)",
-         "gamelab (record_every=T)", "gamelab / bare", "gamelab record_every=T / bare"], body) + "\n"
+         "gamelab gap only (dynamics)", "gamelab record_every=T (dynamics)", "bare step (timed in turn)",
+         "gamelab gap only (timed in turn)", "gamelab / bare (timed in turn)"], body) + (
+        "\n\nThe last three columns time the bare step and gamelab's MWU, OMWU and INPO (gap recorded "
+        "every step) in turn, round after round, so that a change in the machine's load hits them "
+        "alike; the other columns come from separate runs.\n")
+
+
+def same_window_ratio(rows: list[dict], wname: str, algo: str):
+    """(gamelab's step, the bare step) per step, both timed in turn (None if not measured)."""
+    g = next((r for r in rows if r["workload"] == wname and r["impl"] == f"interleaved: gamelab {algo}"), None)
+    b = next((r for r in rows if r["workload"] == wname and r["impl"] == "interleaved: bare step"), None)
+    return (g["per_step_s"], b["per_step_s"]) if g and b else None
