@@ -24,6 +24,22 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+@app.callback()
+def _host(
+    cpu_devices: Optional[int] = typer.Option(
+        None, "--cpu-devices", envvar="GAMELAB_CPU_DEVICES", show_default="every core",
+        help="CPU cores exposed to JAX as devices: sweeps shard their runs over them (1: a single device; "
+             "ignored where XLA_FLAGS forces a device count)"),
+):
+    """Before any command: expose the host's cores as JAX CPU devices (gamelab.hosts)."""
+    from gamelab.hosts import use_cpu_cores
+
+    try:
+        use_cpu_cores(cpu_devices)
+    except ValueError as exc:
+        fail(str(exc))
+
+
 GAME_HELP = "a named game (e.g. comal3, rps, cyclic:n=5, random:n=10,seed=3; see `gamelab list`) or a matrix file"
 
 

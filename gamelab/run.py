@@ -416,7 +416,11 @@ def run_batch(algorithm, games, *, steps: int, record_every: int = 1, hparams: d
     as in :func:`run`, or a (B, n) array. ``metrics``, ``record_average``: as in :func:`run`.
     Values of hyper-parameters are traced: changing them never recompiles. ``mesh``: a one-axis
     ``jax.sharding.Mesh``; the runs are sharded over its devices (B must be a multiple of its size),
-    each device computing B / size runs with no communication. ``feedback``, ``policy``, ``batch``,
+    each device computing B / size runs with no communication — ``gamelab.hosts.local_mesh(B)``
+    takes every local device (on a CPU host, one per core after ``gamelab.hosts.use_cpu_cores()``).
+    The iterates are those of one device bit for bit; a metric that is a dot product over the
+    responses may differ in the last bit (XLA vectorizes it by the per-device batch shape; a sweep
+    keeps the shape and is bit-identical). ``feedback``, ``policy``, ``batch``,
     ``optimizer``: as in :func:`run` (each run's sampling is seeded by its entry of ``seeds``).
     """
     _check_steps(steps, record_every)

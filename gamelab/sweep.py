@@ -8,8 +8,8 @@ so a group compiles once and — XLA's arithmetic depending on the batch shape o
 run's position or neighbours — results are bit-identical whatever the chunk size.
 
 Scale-out uses JAX's own machinery. On a host with several devices (GPUs, TPU cores, or CPU
-devices from ``--xla_force_host_platform_device_count``) D pieces run at once as one computation
-sharded over a one-axis ``jax.sharding.Mesh``: each device computes exactly one piece, the same
+devices: the ``gamelab`` command exposes every core as one, see :mod:`gamelab.hosts`) D pieces run
+at once as one computation sharded over a one-axis ``jax.sharding.Mesh``: each device computes exactly one piece, the same
 shape as unsharded, so the results are bit-identical. Across hosts (``jax.distributed``), process
 p of P takes the chunks whose index is p mod P; process 0 writes the manifest, the others wait for
 it at a barrier. Runs are independent, so no collective is ever needed.
