@@ -129,6 +129,7 @@ def machine() -> dict:
         "python": platform.python_version(),
         "jax": jax.__version__,
         "jax_backend": jax.default_backend(),
+        "jax_devices": jax.local_device_count(),
         "numpy": np.__version__,
         "scipy": _version("scipy"),
         "gamelab": _version("gamelab"),
@@ -157,7 +158,7 @@ def describe_machine(m: dict) -> str:
     peers = ", ".join(f"{k} {m[k]}" for k in ("nashpy", "open_spiel", "cvxpy", "pygambit") if m.get(k)) or "none"
     return (
         f"{m['date']} | {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB | Python {m['python']}, "
-        f"jax {m['jax']} ({m['jax_backend']}), numpy {m['numpy']}, scipy {m['scipy']} | "
+        f"jax {m['jax']} ({m['jax_backend']}, {m.get('jax_devices', 1)} devices), numpy {m['numpy']}, scipy {m['scipy']} | "
         f"float64 {'on' if m['float64'] else 'off'} | peers: {peers} | gamelab {m['gamelab']} @ {m['git_revision']} | "
         f"load average at start {m['load_average_1min']}"
     )

@@ -113,15 +113,29 @@ def _options(fn, metrics, average: bool) -> dict:
     return out
 
 
+def runs_mesh(B: int, sharded: bool):
+    """The mesh gamelab's sweeps use for B runs: every local device that divides B (None: one device,
+    or an older gamelab without ``gamelab.hosts``)."""
+    if not sharded:
+        return None
+    try:
+        from gamelab.hosts import local_mesh
+    except ImportError:  # pragma: no cover - older gamelab
+        return None
+    return local_mesh(B)
+
+
 def gamelab_runner(name: str, Ps: np.ndarray, steps: int, record_every: int = 1, metrics=GAP_ONLY,
-                   average: bool = False):
+                   average: bool = False, sharded: bool = True):
     """Run the jitted batched driver once on prebuilt arguments (compiling it) and return
     ``(call, entry, gaps_of, first_output, first_seconds)``: ``call`` re-runs it, ``entry`` says
     which entry point it is (``run_batch`` if the private driver's signature changed), and
     ``gaps_of(output)`` extracts the (B, T + 1) last-iterate exploitability trace.
 
     ``metrics``: the names recorded (``ALL``: every metric, the regularized gap with the
-    algorithm's τ); ``average``: also track the average iterate and record its metrics."""
+    algorithm's τ); ``average``: also track the average iterate and record its metrics.
+    ``sharded``: the runs sharded over every local device, as a sweep runs them (one device per
+    core after ``gamelab.hosts.use_cpu_cores``); False: one device."""
     import jax.numpy as jnp
 
     from gamelab.algorithms import get_algorithm
@@ -142,6 +156,12 @@ def gamelab_runner(name: str, Ps: np.ndarray, steps: int, record_every: int = 1,
         args = (Game(jnp.asarray(Ps)), hp, logp, logp, None,
                 None if tau is None else jnp.broadcast_to(jnp.asarray(tau, jnp.float64), (B,)))
         kwargs = {"steps": steps, "record_every": record_every, **_options(simulate_batch, metrics, average)}
+        mesh = runs_mesh(B, sharded)
+        if mesh is not None:
+            import jax
+            from jax.sharding import NamedSharding, PartitionSpec
+
+            args = jax.device_put(args, NamedSharding(mesh, PartitionSpec(mesh.axis_names[0])))
 
         def call():
             return _simulate_batch_jit(algo, *args, **kwargs)
@@ -190,6 +210,9 @@ def run_workload(w: Workload, *, with_peers: bool, log=print) -> list[dict]:
         sub = Ps[: w.loop_games]
         trio = {"gamelab": call,
                 "loop": lambda sub=sub: numpy_ref.per_game_loop(algo, sub, w.steps, eta=ETA, tau=TAU)}
+        mesh = runs_mesh(w.B, True)
+        if mesh is not None:  # also on one device: what the cores add
+            trio["one device"] = gamelab_runner(algo, Ps, w.steps, 1, sharded=False)[0]
         if w.B > 1:
             trio["batched"] = lambda: numpy_ref.batched(algo, Ps, w.steps, eta=ETA, tau=TAU)
         timed = common.measure_interleaved(trio, repeats=w.repeats, warmup=w.warmup)
@@ -199,7 +222,10 @@ def run_workload(w: Workload, *, with_peers: bool, log=print) -> list[dict]:
         diff = float(np.max(np.abs(gaps_of(out)[: len(ref)] - ref)))
         del out
         rows.append(_row(w, algo, "gamelab", m, compile_s=compile_s, entry=entry, max_gap_diff_vs_numpy=diff,
-                         metrics="exploitability" if optional else "all last-iterate"))
+                         metrics="exploitability" if optional else "all last-iterate",
+                         devices=1 if mesh is None else int(mesh.size)))
+        if "one device" in timed:
+            rows.append(_row(w, algo, "gamelab, one device", timed["one device"], devices=1))
         for label, kw in (("gamelab, all last-iterate metrics", dict(metrics=ALL)),
                           ("gamelab, + average-iterate metrics", dict(metrics=ALL, average=True))):
             if label.endswith("last-iterate metrics") and not optional:
@@ -268,26 +294,31 @@ def tables(rows: list[dict]) -> str:
             ge = _get(rows, wname, algo, "gamelab, record_every=T")
             ga = _get(rows, wname, algo, "gamelab, + average-iterate metrics")
             gl = _get(rows, wname, algo, "gamelab, all last-iterate metrics")
+            g1 = _get(rows, wname, algo, "gamelab, one device")
             lp = _get(rows, wname, algo, "NumPy per-game loop")
             bt = _get(rows, wname, algo, "NumPy batched")
             body.append([
-                algo, common.fmt_time(g["median_s"]), common.fmt_time(g["per_game_step_s"]),
+                algo, common.fmt_time(g["median_s"]), g.get("devices", 1), common.fmt_time(g["per_game_step_s"]),
                 common.fmt_time(g.get("compile_s")), common.fmt_time(gl["median_s"] if gl else None),
                 common.fmt_time(ga["median_s"] if ga else None),
                 common.fmt_time(ge["median_s"] if ge else None),
                 common.fmt_time(lp["median_s"] if lp else None), common.fmt_time(bt["median_s"] if bt else None),
                 common.fmt_ratio(lp["median_s"] / g["median_s"] if lp else None),
                 common.fmt_ratio(bt["median_s"] / g["median_s"] if bt else None),
+                common.fmt_time(g1["median_s"] if g1 else None),
+                common.fmt_ratio(lp["median_s"] / g1["median_s"] if lp and g1 else None),
+                common.fmt_ratio(bt["median_s"] / g1["median_s"] if bt and g1 else None),
                 f"{g.get('max_gap_diff_vs_numpy', float('nan')):.0e}",
             ])
         e2e = _get(rows, wname, "mwu", "gamelab run_batch (incl. host validation)")
         scaled = f", NumPy loop timed on {loop_games} games and scaled ×{B // loop_games}" if loop_games < B else ""
         out.append(f"### Dynamics, {wname}, T = {T} (gap recorded every step{scaled})\n")
         out.append(common.table(
-            ["algorithm", "gamelab (gap only)", "per game-step", "compile", "gamelab, all last-iterate metrics",
-             "gamelab, all metrics + average iterate",
+            ["algorithm", "gamelab (gap only)", "devices", "per game-step", "compile",
+             "gamelab, all last-iterate metrics", "gamelab, all metrics + average iterate",
              "gamelab record_every=T",
-             "NumPy loop", "NumPy batched", "loop / gamelab", "batched / gamelab", "max |Δgap| vs NumPy"], body))
+             "NumPy loop", "NumPy batched", "loop / gamelab", "batched / gamelab",
+             "gamelab, one device", "loop / one device", "batched / one device", "max |Δgap| vs NumPy"], body))
         if e2e:
             g = _get(rows, wname, "mwu", "gamelab")
             host = e2e["median_s"] - g["median_s"]

@@ -5,7 +5,8 @@ float64, nothing recorded: no engine can take a step with less work. A second va
 records the gap every step, computed from the *same* matvec (``max_y g_y − ½`` with g = Pπ_t, the
 gap of the policy the step starts from), which shows what per-step recording has to cost at
 least; a third runs the bare step in float32 (gamelab's optional precision). gamelab's MWU, OMWU
-and INPO per step (float64) are compared against the float64 bare step.
+and INPO per step (float64) are compared against the float64 bare step. A batch is sharded over
+the local devices exactly as gamelab's runs are (one per core with ``--cpu-devices``' default).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from functools import partial
 import numpy as np
 
 import common
-from dynamics import ETA, FAST, gamelab_runner, workloads
+from dynamics import ETA, FAST, gamelab_runner, runs_mesh, workloads
 
 
 def _bare():
@@ -43,13 +44,19 @@ def run(quick: bool = False, large_steps: int = 1000, log=print, only=None) -> l
     for w in workloads(quick, large_steps, only):
         Ps = jnp.asarray(common.random_games(w.B, w.n, seed=0))
         logp = jnp.full((w.B, w.n), -np.log(w.n), dtype=jnp.float64)
+        mesh = runs_mesh(w.B, True)  # the games sharded over the devices as gamelab's runs are
+        if mesh is not None:
+            import jax
+            from jax.sharding import NamedSharding, PartitionSpec
+
+            Ps, logp = jax.device_put((Ps, logp), NamedSharding(mesh, PartitionSpec(mesh.axis_names[0])))
         variants = (
             (False, jnp.float64, "bare step (matvec + log-softmax)"),
             (True, jnp.float64, "bare step + gap from the same matvec"),
             (False, jnp.float32, "bare step, float32"),
         )
         for record, dtype, label in variants:
-            P_d, logp_d = Ps.astype(dtype), logp.astype(dtype)
+            P_d, logp_d = Ps.astype(dtype), logp.astype(dtype)  # (astype keeps the sharding)
 
             def call(record=record, P_d=P_d, logp_d=logp_d):
                 return bare(P_d, logp_d, ETA, steps=w.steps, record=record)

@@ -47,8 +47,11 @@ def _targets(dyn: list[dict], roof: list[dict], lp: list[dict]) -> list[dict]:
                 r = get(w0, algo, impl)
                 if r:
                     ratio = r["median_s"] / g["median_s"]
-                    add(f"{w0}, T={g['steps']}, {algo}: {impl} / gamelab", ratio, need, ratio >= need,
-                        f"{common.fmt_time(r['median_s'])} vs {common.fmt_time(g['median_s'])}")
+                    one = get(w0, algo, "gamelab, one device")
+                    single = f"; on one device {r['median_s'] / one['median_s']:.2f}×" if one else ""
+                    add(f"{w0}, T={g['steps']}, {algo}: {impl} / gamelab ({g.get('devices', 1)} CPU devices)", ratio,
+                        need, ratio >= need,
+                        f"{common.fmt_time(r['median_s'])} vs {common.fmt_time(g['median_s'])}{single}")
         peer_rows = [r for r in dyn if r["workload"] == w0 and r.get("library")]
         fast = [get(w0, a, "gamelab") for a in ("mwu", "omwu", "inpo")]
         fast = [f for f in fast if f]
@@ -111,6 +114,9 @@ def main(argv=None) -> int:
                          "per-step times are what is compared there)")
     ap.add_argument("--workloads", default=None,
                     help="comma-separated parts of workload names to run (e.g. n=1000,n=4000 or B=1024); default all")
+    ap.add_argument("--cpu-devices", type=int, default=None,
+                    help="CPU cores exposed to JAX as devices (default: every core, as the gamelab command does; "
+                         "1: one device). gamelab's batched columns shard their runs over them")
     ap.add_argument("--lp-sizes", default=None, help="comma-separated n for the exact-Nash LP (default 10,30,100,300,1000)")
     ap.add_argument("--lp-budget", type=float, default=120.0,
                     help="skip an LP solver at a size whose predicted time exceeds this many seconds (default 120)")
@@ -125,6 +131,9 @@ def main(argv=None) -> int:
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
+    from gamelab.hosts import use_cpu_cores  # before anything starts JAX
+
+    use_cpu_cores(args.cpu_devices)
     t_start = time.perf_counter()
     mach = common.machine()
     log("Machine: " + common.describe_machine(mach))
