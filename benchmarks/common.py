@@ -174,9 +174,13 @@ def random_preference(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def random_games(B: int, n: int, seed: int = 0) -> np.ndarray:
-    """``(B, n, n)`` float64 stack of random preference matrices."""
+    """``(B, n, n)`` float64 stack of random preference matrices: the same games as B calls of
+    :func:`random_preference` on one generator (one draw of the same stream), built in one pass."""
     rng = np.random.default_rng(seed)
-    return np.stack([random_preference(n, rng) for _ in range(B)])
+    U = np.triu(rng.uniform(0.0, 1.0, size=(B, n, n)), k=1)
+    P = U + np.tril(1.0 - U.transpose(0, 2, 1), k=-1)
+    P[:, np.arange(n), np.arange(n)] = 0.5
+    return P
 
 
 def exploitability(P: np.ndarray, pi: np.ndarray) -> float:

@@ -53,13 +53,21 @@ class Workload(NamedTuple):
     repeats: int
     warmup: int  # 0 for workloads where one run takes seconds (the first gamelab call is then
     #              the warm-up/compile call and is excluded anyway)
+    batched_games: int = 0  # games timed in batched NumPy (scaled to B); 0: all B
+
+
+HUGE = "B=1000000"  # the accelerator workload: in the default run only off the CPU (name it to run it here)
+DIAGNOSTICS_MAX = 10**8  # game-steps above which the diagnostic columns (traces of every metric) are skipped
 
 
 def workloads(quick: bool, large_steps: int, only=None) -> list[Workload]:
     """The workloads; ``only``: names' parts to keep (e.g. ``["n=1000", "n=4000"]``; None: all)."""
     every = _workloads(quick, large_steps)
     if not only:
-        return every
+        import jax
+
+        on_cpu = jax.default_backend() == "cpu"
+        return [w for w in every if not (on_cpu and w.name.startswith(HUGE))]
     return [w for w in every if set(only) & set(w.name.split(" × "))]
 
 
@@ -75,6 +83,7 @@ def _workloads(quick: bool, large_steps: int) -> list[Workload]:
         Workload("B=64 × n=100", 64, 100, 1000, FAST + CLASSICAL, 64, 2, 3, 1),
         Workload("B=1 × n=1000", 1, 1000, 1000, FAST, 1, 0, 3, 1),
         Workload("B=1 × n=4000", 1, 4000, large_steps, FAST, 1, 0, 1, 0),
+        Workload(f"{HUGE} × n=10", 10**6, 10, 1000, FAST, 64, 0, 3, 0, batched_games=16384),
     ]
 
 
@@ -126,7 +135,7 @@ def runs_mesh(B: int, sharded: bool):
 
 
 def gamelab_runner(name: str, Ps: np.ndarray, steps: int, record_every: int = 1, metrics=GAP_ONLY,
-                   average: bool = False, sharded: bool = True):
+                   average: bool = False, sharded: bool = True, dtype: str = "float64"):
     """Run the jitted batched driver once on prebuilt arguments (compiling it) and return
     ``(call, entry, gaps_of, first_output, first_seconds)``: ``call`` re-runs it, ``entry`` says
     which entry point it is (``run_batch`` if the private driver's signature changed), and
@@ -135,7 +144,8 @@ def gamelab_runner(name: str, Ps: np.ndarray, steps: int, record_every: int = 1,
     ``metrics``: the names recorded (``ALL``: every metric, the regularized gap with the
     algorithm's τ); ``average``: also track the average iterate and record its metrics.
     ``sharded``: the runs sharded over every local device, as a sweep runs them (one device per
-    core after ``gamelab.hosts.use_cpu_cores``); False: one device."""
+    core after ``gamelab.hosts.use_cpu_cores``); False: one device. ``dtype``: float64 (gamelab's
+    default) or float32 (games, policies and hyper-parameters in single precision)."""
     import jax.numpy as jnp
 
     from gamelab.algorithms import get_algorithm
@@ -148,13 +158,14 @@ def gamelab_runner(name: str, Ps: np.ndarray, steps: int, record_every: int = 1,
         from gamelab.run import _cast, _metric_tau, _simulate_batch_jit, simulate_batch
 
         hp = algo.make_hparams(**{k: np.full(B, v) for k, v in hp_values.items()})
-        hp = _cast(hp, jnp.float64)
+        ftype = jnp.dtype(dtype)
+        hp = _cast(hp, ftype)
         tau = _metric_tau(algo, hp, None)
         if metrics is not ALL and "regularized_gap" not in metrics:
             tau = None
-        logp = jnp.full((B, n), -np.log(n), dtype=jnp.float64)
-        args = (Game(jnp.asarray(Ps)), hp, logp, logp, None,
-                None if tau is None else jnp.broadcast_to(jnp.asarray(tau, jnp.float64), (B,)))
+        logp = jnp.full((B, n), -np.log(n), dtype=ftype)
+        args = (Game(jnp.asarray(Ps, dtype=ftype)), hp, logp, logp, None,
+                None if tau is None else jnp.broadcast_to(jnp.asarray(tau, ftype), (B,)))
         kwargs = {"steps": steps, "record_every": record_every, **_options(simulate_batch, metrics, average)}
         mesh = runs_mesh(B, sharded)
         if mesh is not None:
@@ -213,8 +224,9 @@ def run_workload(w: Workload, *, with_peers: bool, log=print) -> list[dict]:
         mesh = runs_mesh(w.B, True)
         if mesh is not None:  # also on one device: what the cores add
             trio["one device"] = gamelab_runner(algo, Ps, w.steps, 1, sharded=False)[0]
+        batched_sub = Ps[: w.batched_games or w.B]
         if w.B > 1:
-            trio["batched"] = lambda: numpy_ref.batched(algo, Ps, w.steps, eta=ETA, tau=TAU)
+            trio["batched"] = lambda: numpy_ref.batched(algo, batched_sub, w.steps, eta=ETA, tau=TAU)
         timed = common.measure_interleaved(trio, repeats=w.repeats, warmup=w.warmup)
         m = timed["gamelab"]
         compile_s = max(first - m["median_s"], 0.0)
@@ -226,9 +238,13 @@ def run_workload(w: Workload, *, with_peers: bool, log=print) -> list[dict]:
                          devices=1 if mesh is None else int(mesh.size)))
         if "one device" in timed:
             rows.append(_row(w, algo, "gamelab, one device", timed["one device"], devices=1))
+        f32, *_ = gamelab_runner(algo, Ps, w.steps, 1, dtype="float32")
+        rows.append(_row(w, algo, "gamelab, float32", common.measure(f32, repeats=w.repeats, warmup=0)))
+        del f32, _
+        diagnostics = w.B * w.steps <= DIAGNOSTICS_MAX
         for label, kw in (("gamelab, all last-iterate metrics", dict(metrics=ALL)),
                           ("gamelab, + average-iterate metrics", dict(metrics=ALL, average=True))):
-            if label.endswith("last-iterate metrics") and not optional:
+            if not diagnostics or (label.endswith("last-iterate metrics") and not optional):
                 continue  # the workload's column already records them all
             diag, *_ = gamelab_runner(algo, Ps, w.steps, 1, **kw)
             rows.append(_row(w, algo, label, common.measure(diag, repeats=w.repeats, warmup=0)))
@@ -236,7 +252,7 @@ def run_workload(w: Workload, *, with_peers: bool, log=print) -> list[dict]:
         call_end, *_ = gamelab_runner(algo, Ps, w.steps, w.steps)
         rows.append(_row(w, algo, "gamelab, record_every=T", common.measure(call_end, repeats=w.repeats, warmup=0)))
         del call_end, _
-        if algo == "mwu":
+        if algo == "mwu" and diagnostics:
             e2e = gamelab_run_batch(algo, Ps, w.steps, 1)
             m_e2e = common.measure(e2e, repeats=max(3, w.repeats // 2), warmup=1)  # the warm-up call may compile
             rows.append(_row(w, algo, "gamelab run_batch (incl. host validation)", m_e2e))
@@ -244,7 +260,8 @@ def run_workload(w: Workload, *, with_peers: bool, log=print) -> list[dict]:
         # NumPy: per-game loop (a subset, scaled) and batched, timed in turn with gamelab above
         rows.append(_row(w, algo, "NumPy per-game loop", timed["loop"], scale=w.B / len(sub), games=len(sub)))
         if w.B > 1:
-            rows.append(_row(w, algo, "NumPy batched", timed["batched"]))
+            rows.append(_row(w, algo, "NumPy batched", timed["batched"], scale=w.B / len(batched_sub),
+                             games=len(batched_sub)))
         log(f"  {w.name}: {algo} done")
 
     if with_peers and w.peer_games:
@@ -295,11 +312,13 @@ def tables(rows: list[dict]) -> str:
             ga = _get(rows, wname, algo, "gamelab, + average-iterate metrics")
             gl = _get(rows, wname, algo, "gamelab, all last-iterate metrics")
             g1 = _get(rows, wname, algo, "gamelab, one device")
+            g32 = _get(rows, wname, algo, "gamelab, float32")
             lp = _get(rows, wname, algo, "NumPy per-game loop")
             bt = _get(rows, wname, algo, "NumPy batched")
             body.append([
                 algo, common.fmt_time(g["median_s"]), g.get("devices", 1), common.fmt_time(g["per_game_step_s"]),
-                common.fmt_time(g.get("compile_s")), common.fmt_time(gl["median_s"] if gl else None),
+                common.fmt_time(g.get("compile_s")), common.fmt_time(g32["median_s"] if g32 else None),
+                common.fmt_time(gl["median_s"] if gl else None),
                 common.fmt_time(ga["median_s"] if ga else None),
                 common.fmt_time(ge["median_s"] if ge else None),
                 common.fmt_time(lp["median_s"] if lp else None), common.fmt_time(bt["median_s"] if bt else None),
@@ -312,9 +331,12 @@ def tables(rows: list[dict]) -> str:
             ])
         e2e = _get(rows, wname, "mwu", "gamelab run_batch (incl. host validation)")
         scaled = f", NumPy loop timed on {loop_games} games and scaled ×{B // loop_games}" if loop_games < B else ""
+        batched_games = next((r["games_timed"] for r in wr if r["impl"] == "NumPy batched"), B)
+        if batched_games < B:
+            scaled += f", NumPy batched on {batched_games} games and scaled ×{B / batched_games:.4g}"
         out.append(f"### Dynamics, {wname}, T = {T} (gap recorded every step{scaled})\n")
         out.append(common.table(
-            ["algorithm", "gamelab (gap only)", "devices", "per game-step", "compile",
+            ["algorithm", "gamelab (gap only)", "devices", "per game-step", "compile", "gamelab float32",
              "gamelab, all last-iterate metrics", "gamelab, all metrics + average iterate",
              "gamelab record_every=T",
              "NumPy loop", "NumPy batched", "loop / gamelab", "batched / gamelab",
