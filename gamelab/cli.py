@@ -65,6 +65,20 @@ def parse_policy(text: Optional[str]):
         fail(f"a policy is 'uniform', 'random' or comma-separated numbers, got {text!r}")
 
 
+def init_distributed(coordinator, num_processes, process_id, distributed: bool = False) -> bool:
+    """jax.distributed.initialize when asked (a coordinator, or --distributed); whether it was."""
+    if not (distributed or coordinator is not None):
+        return False
+    import jax
+
+    try:
+        jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
+                                   process_id=process_id)
+    except (ValueError, RuntimeError) as exc:
+        fail(f"jax.distributed.initialize failed: {exc}")
+    return True
+
+
 def parse_settings(items: List[str]) -> dict:
     out = {}
     for item in items:
@@ -397,15 +411,7 @@ def sweep(
     """
     from gamelab.sweep import SpecError, execute, load_spec, make_spec
 
-    if distributed or coordinator is not None:
-        import jax
-
-        try:
-            jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
-                                       process_id=process_id)
-        except (ValueError, RuntimeError) as exc:
-            fail(f"jax.distributed.initialize failed: {exc}")
-
+    init_distributed(coordinator, num_processes, process_id, distributed)
     raw = {}
     try:
         if spec is not None:
@@ -452,11 +458,18 @@ app.add_typer(llm_app, name="llm")
 def llm_run(
     algorithm: str = typer.Argument(..., help="a registered algorithm with a loss form (see `gamelab list`)"),
     game: str = typer.Option("cyclic", help="class matrix[:options]: cyclic | random | mixed, options classes=3, "
-                             "rule=sum|count|hash, margin=0.4, flip=0, seed=0 (e.g. cyclic:rule=count)"),
+                             "rule=sum|count|hash, margin=0.4, flip=0, seed=0, prompts=1 (e.g. "
+                             "cyclic:rule=count,prompts=4: each prompt its own class matrix)"),
     vocab: int = typer.Option(4, help="vocabulary size V"),
     length: int = typer.Option(4, help="response length L (V^L responses, enumerated for the exact gap)"),
     steps: int = typer.Option(1000, help="training steps (comal: outer iterations of --inner steps)"),
-    record_every: int = typer.Option(10, help="record the exact metrics every k steps"),
+    record_every: int = typer.Option(10, help="record the metrics every k steps"),
+    metrics: Optional[str] = typer.Option(None, help="exact (enumerate all V^L responses) or sampled (estimates "
+                                          "with confidence intervals); default exact up to 16384 responses"),
+    eval_samples: int = typer.Option(4096, help="sampled metrics: responses drawn per prompt and recording"),
+    level: float = typer.Option(0.95, help="sampled metrics: confidence level of the intervals"),
+    prompt_weights: Optional[str] = typer.Option(None, help="comma-separated weights of the prompts a batch draws "
+                                                 "(default uniform)"),
     policy: str = typer.Option("transformer", help="transformer, or tabular logits over the same sequences"),
     feedback: str = typer.Option("sampled", help="sampled (--batch pairs per step) or exact (all pairs)"),
     batch: int = typer.Option(256, help="sampled pairs per step"),
@@ -470,17 +483,25 @@ def llm_run(
     heads: int = typer.Option(2, help="attention heads"),
     layers: int = typer.Option(2, help="transformer blocks"),
     seed: int = typer.Option(0, help="seed of the model initialization and of the sampling"),
-    devices: int = typer.Option(1, help="data-parallel over this many local devices (a jax.sharding mesh)"),
+    devices: Optional[int] = typer.Option(None, help="data-parallel over this many devices (a jax.sharding mesh; "
+                                          "default 1, or every process's devices with --coordinator)"),
     fsdp: bool = typer.Option(False, help="also shard the weights over the devices (FSDP-style)"),
     out: Optional[Path] = typer.Option(None, help="results + checkpoints folder (default outputs/llm/ALGO-seedS); "
                                        "re-running the same command resumes from its last checkpoint"),
     checkpoint_every: int = typer.Option(10, help="recordings between checkpoints"),
     quiet: bool = typer.Option(False, help="no progress bar"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object (config, trace)"),
+    coordinator: Optional[str] = typer.Option(None, help="multi-host: jax.distributed coordinator HOST:PORT (every "
+                                              "process runs the same command; one mesh over all their devices)"),
+    num_processes: Optional[int] = typer.Option(None, help="multi-host: number of processes"),
+    process_id: Optional[int] = typer.Option(None, help="multi-host: this process's index"),
 ):
-    """Train a policy on a sequence game with one algorithm; exact last-iterate Nash gap every k steps."""
+    """Train a policy on a sequence game with one algorithm; last-iterate Nash gap every k steps
+    (exact, or sampled with confidence intervals when V^L is too large to enumerate)."""
     from gamelab.llm.games import parse_sequence_game
     from gamelab.llm.train import train
+
+    multihost = init_distributed(coordinator, num_processes, process_id)
 
     hp = parse_settings(settings)
     for key, value in (("eta", eta), ("tau", tau), ("inner", inner), ("lr", lr)):
@@ -490,8 +511,18 @@ def llm_run(
         hp.setdefault("lr", 3e-3)
     out = out or Path("outputs/llm") / f"{algorithm.replace(':', '_')}-{policy}-seed{seed}"
     mesh = None
+    if devices is None:
+        import jax
+
+        devices = jax.device_count() if multihost else 1
     if devices < 1:
         fail(f"--devices must be >= 1, got {devices}")
+    weights = None
+    if prompt_weights is not None:
+        try:
+            weights = [float(w) for w in prompt_weights.split(",")]
+        except ValueError:
+            fail(f"--prompt-weights takes comma-separated numbers, got {prompt_weights!r}")
     if devices > 1:
         import jax
         from jax.sharding import Mesh
@@ -505,7 +536,8 @@ def llm_run(
         result = train(algorithm, g, steps=steps, record_every=record_every, policy=policy, feedback=feedback,
                        batch=batch, optimizer=optimizer, hparams=hp, seed=seed, out=out,
                        checkpoint_every=checkpoint_every, progress=not quiet and not as_json, mesh=mesh, fsdp=fsdp,
-                       model={"d_model": d_model, "heads": heads, "layers": layers} if policy == "transformer" else None)
+                       model={"d_model": d_model, "heads": heads, "layers": layers} if policy == "transformer" else None,
+                       metrics=metrics, eval_samples=eval_samples, level=level, prompt_weights=weights)
     except (ValueError, RuntimeError) as exc:
         fail(str(exc))
     trace = result.trace
@@ -515,15 +547,26 @@ def llm_run(
         typer.echo(json.dumps(jsonable({"config": result.config, "trace": rows, "seconds": result.seconds,
                                         "resumed_from": result.resumed_from, "out": str(out)})))
         return
-    typer.echo(f"{algorithm} on {g.spec}: {g.n} responses, {result.config['policy']}")
+    typer.echo(f"{algorithm} on {g.spec}: {g.n} responses, {result.config['policy']}, {result.config['metrics']} "
+               "metrics" + (f" ({g.C.shape[0]} prompts: means over prompts)" if g.C.shape[0] > 1 else ""))
     cols = ["duality_gap", "kl_to_class_nash", "regularized_gap", "entropy"]
     cols = [c for c in cols if c in trace]
-    typer.echo(f"{'step':>8} " + " ".join(f"{c:>18}" for c in cols))
+    bounds = all(f"{c}_lo" in trace for c in cols)
+    typer.echo(f"{'step':>8} " + " ".join(f"{c + (' [CI]' if bounds else ''):>{38 if bounds else 18}}" for c in cols))
+
+    def cell(c, i):
+        text = f"{float(trace[c][i]):.6e}"
+        return f"{text} [{trace[c + '_lo'][i]:.2e}, {trace[c + '_hi'][i]:.2e}]" if bounds else text
+
     for i in np.unique(np.linspace(0, len(result.steps) - 1, min(len(result.steps), 11)).astype(int)):
-        typer.echo(f"{int(result.steps[i]):>8} " + " ".join(f"{float(trace[c][i]):>18.6e}" for c in cols))
-    typer.echo(f"class marginal {np.array2string(trace['class_marginal'][-1], precision=4)} vs class Nash "
-               f"{np.array2string(g.class_nash(), precision=4)}; {result.seconds:.1f} s"
-               + (f" (resumed at step {result.resumed_from * record_every})" if result.resumed_from else ""))
+        typer.echo(f"{int(result.steps[i]):>8} " + " ".join(f"{cell(c, i):>{38 if bounds else 18}}" for c in cols))
+    q = np.reshape(trace["class_marginal"][-1], (-1, g.m))
+    for x in range(g.C.shape[0]):
+        typer.echo(("" if g.C.shape[0] == 1 else f"prompt {x}: ") + f"class marginal "
+                   f"{'(estimated) ' if bounds else ''}{np.array2string(q[x], precision=4)} vs class Nash "
+                   f"{np.array2string(g.class_nash(x), precision=4)}")
+    typer.echo(f"{result.seconds:.1f} s" + (f" (resumed at step {result.resumed_from * record_every})"
+                                            if result.resumed_from else ""))
     typer.echo(f"results: {out} (`gamelab plot {out}`)")
 
 

@@ -152,6 +152,8 @@ class Feedback(NamedTuple):
     ``label`` is P(y ≻ y′): a 0/1 draw (sampled) or the exact probability (exact mode);
     ``weight`` sums to one. ``anchor``/``anchor2`` and ``ref``/``ref2`` are log π_t and log π_ref of
     y and y′ (the anchor is the policy the step starts from; the reference is the KL centre).
+    ``x``: the prompt of each pair (None: a game with one prompt); the losses never read it, the
+    policy's log-probabilities are taken given it.
     """
 
     y: jax.Array
@@ -162,6 +164,7 @@ class Feedback(NamedTuple):
     anchor2: jax.Array
     ref: jax.Array
     ref2: jax.Array
+    x: jax.Array | None = None
 
 
 def exact_pairs(oracle, logp_a, logp_b, anchor, ref) -> Feedback:

@@ -371,7 +371,11 @@ def test_another_config_in_the_same_folder_is_refused(whole):
     (["--policy", "lstm"], "policy must be"),
     (["--feedback", "oracle"], "feedback must be one of"),
     (["--optimizer", "lion"], "optimizer must be one of"),
-    (["--vocab", "8", "--length", "5"], "V^L = 32768 responses"),
+    (["--vocab", "8", "--length", "5", "--metrics", "exact"], "V^L = 32768 responses"),
+    (["--metrics", "approximate"], "metrics must be one of"),
+    (["--metrics", "sampled", "--eval-samples", "0"], "eval_samples must be a positive integer"),
+    (["--metrics", "sampled", "--feedback", "exact"], "not with sampled metrics"),
+    (["--game", "cyclic:prompts=2", "--prompt-weights", "1,-1"], "prompt_weights must be 2"),
     (["--set", "eta=-1"], "eta"),
 ])
 def test_bad_input_exits_2_with_one_line(args, message, tmp_path):

@@ -40,6 +40,7 @@ from gamelab.algorithms.base import Algorithm
 from gamelab.algorithms.mirror import geometric
 from gamelab.algorithms.prox import prox_solve
 from gamelab.feedback import MatrixOracle, NoisyOracle, exact_pairs, sampled_pairs
+from gamelab.games import Game
 from gamelab.policies import Policy
 
 FEEDBACK_MODES = ("exact", "sampled")
@@ -75,6 +76,12 @@ def _mixture(logp, ref_logp, weight):
     return jax.nn.log_softmax(geometric(logp, ref_logp, weight))
 
 
+def sampling_sides(form, hp, cur, rf):
+    """The full log-distributions (last axis: responses) that y and y′ are drawn from."""
+    side = {"current": cur, "mixture": cur if form.mix is None else _mixture(cur, rf, form.mix(hp))}
+    return side[form.sampler[0]], side[form.sampler[1]]
+
+
 def draw_feedback(form, game, hp, key, cur, anc, rf, *, feedback: str, batch: int):
     """A batch of feedback for one step of ``form``: y from ``form.sampler[0]``, y′ from
     ``form.sampler[1]`` (the policy ``cur``, or its geometric mixture with the reference),
@@ -82,14 +89,30 @@ def draw_feedback(form, game, hp, key, cur, anc, rf, *, feedback: str, batch: in
     the full log-distributions of the sampling policy, the anchor π_t and the reference.
     ``feedback='exact'``: all pairs with exact weights and probabilities (``key``, ``batch`` unused)."""
     oracle = NoisyOracle(MatrixOracle(game.P), hp.flip)
-    side = {"current": cur, "mixture": cur if form.mix is None else _mixture(cur, rf, form.mix(hp))}
-    a, b = side[form.sampler[0]], side[form.sampler[1]]
+    a, b = sampling_sides(form, hp, cur, rf)
     if feedback == "exact":
         return exact_pairs(oracle, a, b, anc, rf)
     k_a, k_b, k_label = jax.random.split(key, 3)
     y = jax.random.categorical(k_a, a, shape=(batch,))
     y2 = jax.random.categorical(k_b, b, shape=(batch,))
     return sampled_pairs(k_label, oracle, y, y2, lambda r: anc[r], lambda r: rf[r])
+
+
+class EnumeratedPairs(NamedTuple):
+    """Where a step's pairs come from (the default): the policy's full log-distribution over the
+    n responses of its one prompt (``view``, kept in the state as ``logp``), sampled or
+    enumerated by :func:`draw_feedback`. Another source (``gamelab.llm``: several prompts, or
+    responses too many to enumerate) has the same two methods; ``cur``, ``anc`` and ``rf`` are
+    (parameters, view) of the sampling policy, the anchor π_t and the reference."""
+
+    feedback: str
+    batch: int
+
+    def view(self, policy, params):
+        return policy.log_probs(params)
+
+    def draw(self, policy, form, game, hp, key, cur, anc, rf):
+        return draw_feedback(form, game, hp, key, cur[1], anc[1], rf[1], feedback=self.feedback, batch=self.batch)
 
 
 def _require_form(algo: Algorithm):
@@ -103,9 +126,13 @@ def _require_form(algo: Algorithm):
 
 @lru_cache(maxsize=None)  # one Algorithm per configuration, so jit caches hit across calls
 def make_parametric(algo: Algorithm, policy: Policy, feedback: str = "sampled", batch: int = 256,
-                    optimizer: str = "sgd") -> Algorithm:
+                    optimizer: str = "sgd", pairs=None) -> Algorithm:
     """``algo`` run on ``policy`` from ``feedback`` ('exact' or 'sampled' with ``batch`` pairs per
-    step) with the optax ``optimizer`` ('sgd', 'adam', 'rmsprop', 'adabelief')."""
+    step) with the optax ``optimizer`` ('sgd', 'adam', 'rmsprop', 'adabelief'). ``pairs``: the
+    source of each step's feedback (hashable; default :class:`EnumeratedPairs` of ``feedback``
+    and ``batch``). The state's ``logp``/``ref_logp`` hold ``pairs.view`` of the parameters; a
+    source whose game is not a :class:`~gamelab.games.Game` (an oracle) runs COMAL's inner
+    solve for exactly ``inner`` steps (``inner_tol`` needs the exact regularized gap)."""
     form = _require_form(algo)
     if feedback not in FEEDBACK_MODES:
         raise ValueError(f"feedback must be one of {', '.join(FEEDBACK_MODES)}, got {feedback!r}")
@@ -119,12 +146,16 @@ def make_parametric(algo: Algorithm, policy: Policy, feedback: str = "sampled", 
     defaults = tuple(own[f] for f in algo.hparams._fields) + (DEFAULT_LR[optimizer], 1, 0.0, 0)
     HP = namedtuple(f"{algo.hparams.__name__}Parametric", fields, defaults=defaults)
 
+    pairs = EnumeratedPairs(feedback, batch) if pairs is None else pairs
+
     def draw(f, game, hp, key, cur, anc, rf):
-        return draw_feedback(f, game, hp, key, cur, anc, rf, feedback=feedback, batch=batch)
+        return pairs.draw(policy, f, game, hp, key, cur, anc, rf)
 
     def optimize(loss, hp, params, opt_state, fb):
+        x = 0 if fb.x is None else jnp.concatenate([fb.x, fb.x])
+
         def objective(p):
-            h = policy.logprob(p, jnp.concatenate([fb.y, fb.y2]))  # one pass over both sides
+            h = policy.logprob(p, jnp.concatenate([fb.y, fb.y2]), x)  # one pass over both sides
             return loss(hp, h[: fb.y.shape[0]], h[fb.y.shape[0]:], fb)
 
         def update(carry):
@@ -142,13 +173,14 @@ def make_parametric(algo: Algorithm, policy: Policy, feedback: str = "sampled", 
     def iteration(f, game, hp, s):
         """One step of the sampled form ``f`` from state ``s`` (reference in ``s.ref``)."""
         key, k_batch, k_full = jax.random.split(s.key, 3)
-        fb = draw(f, game, hp, k_batch, s.logp, s.logp, s.ref_logp)
+        now, ref = (s.params, s.logp), (s.ref, s.ref_logp)
+        fb = draw(f, game, hp, k_batch, now, now, ref)
         opt_state = s.opt
         if f.extragradient:  # EGPO: pairs for the full step come from the half-step policy
             half, opt_state, _ = optimize(f.loss, hp, s.params, opt_state, fb)
-            fb = draw(f, game, hp, k_full, policy.log_probs(half), s.logp, s.ref_logp)
+            fb = draw(f, game, hp, k_full, (half, pairs.view(policy, half)), now, ref)
         params, opt_state, loss = optimize(f.loss, hp, s.params, opt_state, fb)
-        logp = policy.log_probs(params)
+        logp = pairs.view(policy, params)
         t = s.t + 1
         ref, ref_logp = s.ref, s.ref_logp
         if f.refresh is not None:
@@ -159,7 +191,7 @@ def make_parametric(algo: Algorithm, policy: Policy, feedback: str = "sampled", 
 
     def init(game, hp, logp, ref):
         params, ref_params = policy.init(logp), policy.init(ref)
-        return ParametricState(policy.log_probs(params), params, ref_params, policy.log_probs(ref_params),
+        return ParametricState(pairs.view(policy, params), params, ref_params, pairs.view(policy, ref_params),
                                opt.init(params), jax.random.key(hp.seed), jnp.zeros((), jnp.int32),
                                jnp.full((), jnp.nan, logp.dtype))
 
@@ -171,6 +203,8 @@ def make_parametric(algo: Algorithm, policy: Policy, feedback: str = "sampled", 
 
         def step(game, hp, s):
             s = s._replace(ref=s.params, ref_logp=s.logp)  # the prox centre π_k
+            if not isinstance(game, Game):  # an oracle, no matrix: exactly hp.inner steps
+                return lax.fori_loop(0, hp.inner, lambda _, st: iteration(inner, game, hp, st), s)
             return prox_solve(game, hp, s, s.logp, lambda st: iteration(inner, game, hp, st))[1]
 
     return Algorithm(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -126,33 +127,93 @@ def class_marginal(game: SequenceGame, logp) -> jnp.ndarray:
     return jnp.zeros(game.m, logp.dtype).at[jnp.asarray(game.classes)].add(jnp.exp(logp))
 
 
-def class_metrics(game: SequenceGame, q, prompt: int = 0) -> dict:
-    """Exploitability, duality gap and KL(class Nash ‖ q) of a policy with class marginal q."""
-    C = jnp.asarray(game.C[prompt])
-    present = jnp.asarray(np.bincount(game.classes, minlength=game.m) > 0)
+def present_classes(game: SequenceGame) -> np.ndarray:
+    """(m,) whether some sequence has the class (a best response ranges over these only)."""
+    return np.bincount(game.classes, minlength=game.m) > 0
+
+
+def class_level_metrics(C, star, present, q) -> dict:
+    """Exploitability, duality gap and KL(star ‖ q) of a policy with class marginal ``q`` under
+    the class matrix ``C`` (jittable; ``star``: the class-level Nash, ``present``: (m,) mask)."""
     e = jnp.maximum(jnp.max(jnp.where(present, C @ q, -jnp.inf)) - 0.5, 0.0)
-    star = jnp.asarray(game.class_nash(prompt))
-    kl = jnp.sum(jnp.where(star > 0, star * (jnp.log(star) - jnp.log(q)), 0.0))
+    kl = jnp.sum(jnp.where(star > 0, star * (jnp.log(jnp.where(star > 0, star, 1.0)) - jnp.log(q)), 0.0))
     return {"exploitability": e, "duality_gap": 2 * e, "kl_to_class_nash": kl}
 
 
-def sampled_metrics(game: SequenceGame, samples, prompt: int = 0, *, z: float = 1.96, bootstrap: int = 1000,
-                    seed: int = 0) -> dict:
-    """Estimates of the class-level metrics from sampled responses (when V^L cannot be
-    enumerated), each with a percentile-bootstrap confidence interval at level ``z`` (1.96: 95%)."""
-    from scipy.stats import norm
+def class_metrics(game: SequenceGame, q, prompt: int = 0) -> dict:
+    """Exploitability, duality gap and KL(class Nash ‖ q) of a policy with class marginal q."""
+    return class_level_metrics(jnp.asarray(game.C[prompt]), jnp.asarray(game.class_nash(prompt)),
+                               jnp.asarray(present_classes(game)), q)
 
-    cls = np.asarray(game.classes)[np.asarray(samples).ravel()]
-    counts = np.bincount(cls, minlength=game.m)
-    N = counts.sum()
-    rng = np.random.default_rng(seed)
-    q_hat = counts / N
-    boots = rng.multinomial(N, q_hat, size=bootstrap) / N
-    level = 2 * norm.cdf(z) - 1
-    out = {}
-    for name in ("exploitability", "duality_gap"):
-        point = float(class_metrics(game, jnp.asarray(q_hat), prompt)[name])
-        values = np.array([float(class_metrics(game, jnp.asarray(b), prompt)[name]) for b in boots])
-        lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
-        out[name] = (point, float(lo), float(hi))
-    return out
+
+SAMPLED = ("exploitability", "duality_gap", "kl_to_class_nash")
+
+
+def class_intervals(counts, C, star, present, key, levels=(0.95,), draws: int = 4000) -> dict:
+    """Estimates of the class-level metrics from the class ``counts`` (m,) of K responses sampled
+    from a policy, each with simultaneous confidence intervals at each of ``levels`` (jittable,
+    no loop: one Gaussian draw of (draws, m)).
+
+    Returns {name: (point, lo (len(levels),), hi (len(levels),))} for :data:`SAMPLED`, and
+    ``class_marginal`` (the estimate q̂ = counts / K).
+
+    The intervals hold wherever the policy is, the Nash included: the metrics are not smooth
+    in q (exploitability is a maximum, zero exactly at a Nash, where a percentile bootstrap of
+    the plug-in never covers 0). So the intervals are built from *simultaneous* intervals for
+    the class win rates v = C·q and for q itself: v_k ∈ v̂_k ± c_v·se(v̂_k) for every k at once,
+    with c_v the ``level`` quantile of max_k |Z_k|/se_k under the Gaussian limit Z ~ N(0, Cov v̂)
+    (a multiplier bootstrap of the max-t statistic, so the correlation of the v̂_k is used, not
+    Bonferroni). Then max_k v_k lies in [max_k lo_k, max_k hi_k], which gives exploitability
+    and duality gap (over the classes ``present``); KL(star ‖ q) is decreasing in each q_k, so
+    q's simultaneous box gives [Σ star·log(star/hi), Σ star·log(star/lo)] (clipped at 0; +inf
+    once some lo_k ≤ 0). Coverage is at least ``level`` asymptotically (near nominal for the
+    exploitability at and near a Nash, a little above it far from one). Standard errors are
+    floored at 1/K so that a class never seen gets a rule-of-three-like interval, not a point.
+    """
+    dtype = jnp.result_type(float)
+    counts = jnp.asarray(counts, dtype)
+    K = jnp.sum(counts)
+    q = counts / K
+    v = C @ q
+    floor = 1.0 / K**2
+    se_q = jnp.sqrt(jnp.maximum(q * (1 - q) / K, floor))
+    cov_v = (C * q) @ C.T - jnp.outer(v, v)  # Cov of C[k, c(Y)] over one draw Y ~ π
+    se_v = jnp.sqrt(jnp.maximum(jnp.diag(cov_v) / K, floor))
+    g = jax.random.normal(key, (draws, q.shape[0]), dtype)
+    a = jnp.sqrt(q) * g
+    z = (a - jnp.sum(a, axis=1, keepdims=True) * q) / jnp.sqrt(K)  # rows ~ N(0, (diag q − q qᵀ)/K)
+    t_q = jnp.max(jnp.abs(z) / se_q, axis=1)
+    t_v = jnp.max(jnp.where(present, jnp.abs(z @ C.T) / se_v, 0.0), axis=1)
+    levels = jnp.asarray(levels, dtype)
+    c_q, c_v = jnp.quantile(t_q, levels)[:, None], jnp.quantile(t_v, levels)[:, None]
+    point = class_level_metrics(C, star, present, q)
+    best = lambda w: jnp.max(jnp.where(present, w, -jnp.inf), axis=-1)  # noqa: E731
+    e_lo = jnp.maximum(best(v - c_v * se_v) - 0.5, 0.0)
+    e_hi = jnp.clip(best(v + c_v * se_v) - 0.5, 0.0, 0.5)
+    support = star > 0
+    safe_star = jnp.where(support, star, 1.0)
+
+    def kl_at(bound):
+        terms = safe_star * (jnp.log(safe_star) - jnp.log(bound))
+        return jnp.sum(jnp.where(support, terms, 0.0), axis=-1)
+
+    kl_lo = jnp.maximum(kl_at(jnp.minimum(q + c_q * se_q, 1.0)), 0.0)
+    kl_hi = kl_at(jnp.maximum(q - c_q * se_q, 0.0))
+    return {"exploitability": (point["exploitability"], e_lo, e_hi),
+            "duality_gap": (point["duality_gap"], 2 * e_lo, 2 * e_hi),
+            "kl_to_class_nash": (point["kl_to_class_nash"], kl_lo, kl_hi),
+            "class_marginal": q}
+
+
+def sampled_metrics(game: SequenceGame, samples, prompt: int = 0, *, level: float = 0.95, seed: int = 0) -> dict:
+    """The class-level metrics estimated from sampled responses (when V^L cannot be enumerated)
+    with confidence intervals at ``level`` (:func:`class_intervals`): {name: (point, lo, hi)}."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    samples = np.asarray(samples).ravel()
+    if samples.size == 0 or samples.min() < 0 or samples.max() >= game.n:
+        raise ValueError(f"samples must be a non-empty array of responses in [0, {game.n})")
+    counts = np.bincount(np.asarray(game.classes)[samples], minlength=game.m)
+    out = class_intervals(jnp.asarray(counts), jnp.asarray(game.C[prompt]), jnp.asarray(game.class_nash(prompt)),
+                          jnp.asarray(present_classes(game)), jax.random.key(seed), (level,))
+    return {k: (float(p), float(lo[0]), float(hi[0])) for k, (p, lo, hi) in out.items() if k in SAMPLED}

@@ -9,11 +9,26 @@ saved with orbax (``out/checkpoints``, written to a temporary folder and renamed
 so a killed run never leaves a checkpoint that looks finished); the same command resumes from the
 latest one and produces bit for bit the trace of an uninterrupted run. A tqdm bar shows progress.
 
-Metrics are exact (the policy's distribution over all V^L sequences is enumerated each recording):
-exploitability, duality gap, regularized gap against the reference (the initial, frozen
-transformer: the uniform policy), entropy, win rate against the reference, and — from the class
-marginal — KL(class-level Nash ‖ class marginal). The trace is stored like a sweep's
-(``out/manifest.json``, ``out/chunks/*.parquet``), so ``gamelab plot`` and ``gamelab report`` read it.
+Metrics (``metrics=``; default: exact up to :data:`MAX_ENUMERATED` responses, sampled beyond):
+
+* ``exact``: the policy's distribution over all V^L sequences is enumerated each recording:
+  exploitability, duality gap, regularized gap against the reference (the initial, frozen
+  transformer: the uniform policy), entropy, win rate against the reference, and — from the class
+  marginal — KL(class-level Nash ‖ class marginal). One prompt: the driver's own metrics on the
+  lifted (V^L, V^L) matrix (the tabular engine's numbers); several prompts: the same metrics per
+  prompt from its class marginal (P lifted from classes: (Pπ)_y = (C q)_{c(y)}, O(V^L) each).
+* ``sampled``: nothing of size V^L is enumerated (:mod:`gamelab.llm.pairs`: pairs from the
+  policy's sampler, labels from the class oracle). Each recording draws ``eval_samples``
+  responses per prompt from the policy and estimates exploitability, duality gap and KL to the
+  class Nash with simultaneous confidence intervals at ``level``
+  (:func:`gamelab.llm.games.class_intervals`): columns ``<metric>``, ``<metric>_lo``, ``<metric>_hi``.
+
+Several prompts (each with its own class matrix): every step draws ``batch`` prompts from
+``prompt_weights`` (default uniform) and a pair per prompt; the trace's ``<metric>`` is the
+prompt-weighted mean and ``prompt{k}_<metric>`` prompt k's value (a mean's interval combines the
+prompts' intervals at the Bonferroni level 1 − (1 − level)/prompts, so it too holds at ``level``).
+The trace is stored like a sweep's (``out/manifest.json``, ``out/chunks/*.parquet``), so
+``gamelab plot`` and ``gamelab report`` read it.
 """
 from __future__ import annotations
 
@@ -28,24 +43,32 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jax import lax
+
 from gamelab.algorithms import get_algorithm
 from gamelab.algorithms.parametric import make_parametric
-from gamelab.llm.games import SequenceGame, class_marginal
+from gamelab.llm.games import SAMPLED, SequenceGame, class_intervals, class_level_metrics, class_marginal, \
+    present_classes
 from gamelab.llm.model import TransformerPolicy
+from gamelab.llm.pairs import ClassOracle, PromptPairs, check_streamable
+from gamelab.metrics import _regularized_gap
 from gamelab.policies import Policy, TabularPolicy
-from gamelab.run import _check_steps, _device_args, _metric_tau, final_row, recorded_steps, segment, start
+from gamelab.run import _cast, _check_steps, _device_args, _metric_tau, final_row, recorded_steps, segment, start
 
 METRICS = ("exploitability", "duality_gap", "regularized_gap", "entropy", "win_rate_vs_ref")
 # The exact metrics (and the driver's oracle) enumerate all V^L responses and hold the lifted
 # (V^L, V^L) preference matrix in float64 — 2.1 GB at 16384, on the host and again on the device;
-# beyond this, train refuses rather than exhaust memory (raise it on a large accelerator).
+# beyond this, metrics are sampled by default and metrics='exact' is refused rather than exhaust
+# memory (raise it on a large accelerator).
 MAX_ENUMERATED = 16384
+METRIC_MODES = ("exact", "sampled")
 
 
 class TrainResult(NamedTuple):
     steps: np.ndarray  # (R,) recorded steps
-    trace: dict  # metric -> (R,) arrays, plus kl_to_class_nash and class_marginal (R, m)
-    logp: np.ndarray  # final log-distribution over the V^L sequences
+    trace: dict  # metric -> (R,) arrays, plus kl_to_class_nash and class_marginal (R, m) or (R, prompts, m)
+    logp: np.ndarray | None  # final log-distribution over the V^L sequences ((prompts, V^L) for several
+    # prompts; None with sampled metrics: never enumerated)
     config: dict  # everything that defines the run (also written to out/run.json)
     seconds: float  # wall time of this call (a resumed run: since the resume)
     resumed_from: int  # recorded intervals restored from a checkpoint (0: fresh)
@@ -57,7 +80,7 @@ def make_policy(kind: str, game: SequenceGame, *, seed: int = 0, mesh=None, fsdp
     if kind == "transformer":
         return _transformer(game.vocab, game.length, game.C.shape[0], seed, mesh, fsdp, tuple(sorted(model.items())))
     if kind == "tabular":
-        return _tabular(game.n)
+        return _tabular(game.n, game.C.shape[0])
     raise ValueError(f"policy must be 'transformer' or 'tabular', got {kind!r}")
 
 
@@ -67,8 +90,8 @@ def _transformer(vocab, length, prompts, seed, mesh, fsdp, model) -> Transformer
 
 
 @lru_cache(maxsize=16)
-def _tabular(n: int) -> TabularPolicy:
-    return TabularPolicy(n)
+def _tabular(n: int, prompts: int) -> TabularPolicy:
+    return TabularPolicy(n, prompts)
 
 
 # The driver's pieces, jitted once per (algorithm, policy, mesh, segment length): train() called
@@ -167,18 +190,22 @@ def _barrier(name: str, mesh) -> None:
 
 
 def _saveable(tree, mesh=None) -> dict:
-    """Leaves by index as NumPy (typed PRNG keys as their raw key data)."""
+    """Leaves by index as NumPy (typed PRNG keys as their raw key data); empty leaves (the state's
+    placeholder views with sampled metrics), which orbax cannot save, are left out."""
     leaves = [jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x
               for x in jax.tree.leaves(tree)]
-    return {f"{i:05d}": x for i, x in enumerate(_host(leaves, mesh))}
+    return {f"{i:05d}": x for i, x in enumerate(_host(leaves, mesh)) if x.size}
 
 
 def _restore(saved: dict, like):
     leaves, treedef = jax.tree.flatten(like)
-    if len(saved) != len(leaves):
+    if len(saved) != sum(1 for x in leaves if x.size):
         raise ValueError("the checkpoint does not match this run's state (a different algorithm or model?)")
     new = []
     for i, x in enumerate(leaves):
+        if not x.size:
+            new.append(x)
+            continue
         v = saved[f"{i:05d}"]
         new.append(jax.random.wrap_key_data(jnp.asarray(v)) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
                    else jnp.asarray(v, x.dtype))
@@ -203,20 +230,142 @@ def _check_config(out: Path, config: dict, mesh) -> None:
         os.replace(tmp, saved_config)
 
 
+# The path of several prompts or sampled metrics: the parametric step draws from PromptPairs on
+# the class oracle, and the recordings are computed from class marginals (below), not from the
+# lifted matrix; the loop body is the driver's (a recording, then record_every steps).
+class Evaluation(NamedTuple):
+    """What the recordings read besides the oracle (a pytree of arrays)."""
+
+    star: jax.Array  # (prompts, m) class-level Nash per prompt
+    present: jax.Array  # (m,) classes that have a sequence
+    ref_q: jax.Array  # (m,) class marginal of the uniform reference
+    tau: jax.Array | None  # τ of the regularized gap (exact metrics), or None
+
+
+class Recorder(NamedTuple):
+    """How the recordings are made (static)."""
+
+    mode: str  # 'exact' or 'sampled'
+    samples: int  # responses drawn per prompt and recording (sampled)
+    levels: tuple  # (per prompt, for the prompt mean) confidence levels (sampled)
+
+
+def _record(rec: Recorder, policy, game: ClassOracle, ev: Evaluation, carry) -> dict:
+    """One recording: per-prompt arrays (prompts, …) of the metrics, and the last loss."""
+    state = carry[0]
+    prompts, m = game.C.shape[0], game.C.shape[-1]
+    keys = jax.random.split(jax.random.fold_in(state.key, 1), 2 * prompts)  # never a training draw's key
+    rows = []
+    for x in range(prompts):
+        C = game.C[x]
+        if rec.mode == "exact":
+            logp = policy.log_probs(state.params, x)
+            p = jnp.exp(logp)
+            q = jnp.zeros(m, p.dtype).at[game.classes].add(p)
+            row = class_level_metrics(C, ev.star[x], ev.present, q)
+            row.update(entropy=-jnp.sum(jnp.where(p > 0, p * logp, 0.0)), win_rate_vs_ref=q @ C @ ev.ref_q,
+                       class_marginal=q)
+            if ev.tau is not None:
+                uniform = jnp.full(logp.shape, -jnp.log(logp.shape[0]), logp.dtype)
+                row["regularized_gap"] = _regularized_gap((C @ q)[game.classes], logp, uniform, ev.tau)
+        else:
+            y = policy.sample(state.params, keys[2 * x], (rec.samples,), x)
+            counts = jnp.zeros(m, ev.ref_q.dtype).at[game.classes[y]].add(1.0)
+            out = class_intervals(counts, C, ev.star[x], ev.present, keys[2 * x + 1], rec.levels)
+            row = {"class_marginal": out.pop("class_marginal")}
+            for name, (point, lo, hi) in out.items():
+                row.update({name: point, f"{name}_lo": lo, f"{name}_hi": hi})
+        rows.append(row)
+    stacked = {k: jnp.stack([r[k] for r in rows]) for k in rows[0]}
+    stacked["loss"] = state.loss
+    return stacked
+
+
+def _oracle_advance(algo, policy, mesh, rec, game, ev, hp, carry, *, intervals, record_every):
+    def interval(c, _):
+        row = _record(rec, policy, game, ev, c)
+        state, avg, t = c
+        state = lax.fori_loop(0, record_every, lambda _, st: algo.step(game, hp, st), state)
+        return (state, avg, t + record_every), row
+
+    carry, rows = lax.scan(interval, carry, None, length=intervals)
+    return _canonical(carry, policy, mesh), rows
+
+
+_oracle_segment = jax.jit(_oracle_advance, static_argnums=(0, 1, 2, 3), static_argnames=("intervals", "record_every"))
+_oracle_final = jax.jit(_record, static_argnums=(0, 1))
+
+
+def _per_prompt_trace(stacked: dict, weights: np.ndarray, mode: str) -> dict:
+    """Trace columns from stacked recordings (R, prompts, …): ``<metric>`` the prompt-weighted mean
+    (its ``_lo``/``_hi`` from the Bonferroni-level intervals, index 1) and, with several prompts,
+    ``prompt{k}_<metric>`` (per-prompt intervals at ``level``, index 0)."""
+    trace = {"loss": stacked["loss"]}
+    prompts = len(weights)
+    q = stacked["class_marginal"]
+    trace["class_marginal"] = q[:, 0] if prompts == 1 else q
+    for name, v in stacked.items():
+        if name in ("loss", "class_marginal"):
+            continue
+        bound = name.endswith(("_lo", "_hi"))
+        mean_of = v[..., 1] if bound else v
+        with np.errstate(invalid="ignore"):  # an infinite KL bound stays infinite
+            trace[name] = np.where(weights > 0, mean_of, 0.0) @ weights
+        if prompts > 1:
+            for k in range(prompts):
+                trace[f"prompt{k}_{name}"] = v[:, k, 0] if bound else v[:, k]
+    return trace
+
+
+def _check_metrics_mode(metrics, game: SequenceGame, feedback: str, eval_samples, level) -> str:
+    mode = metrics if metrics is not None else ("exact" if game.n <= MAX_ENUMERATED else "sampled")
+    if mode not in METRIC_MODES:
+        raise ValueError(f"metrics must be one of {', '.join(METRIC_MODES)} (or None: exact up to "
+                         f"MAX_ENUMERATED = {MAX_ENUMERATED} responses), got {metrics!r}")
+    if mode == "exact" and game.n > MAX_ENUMERATED:
+        raise ValueError(f"V^L = {game.n} responses: exact metrics enumerate every response (one prompt: and the "
+                         f"lifted {game.n}×{game.n} preference matrix, {8 * game.n**2 / 2**30:.0f} GiB); at most "
+                         f"gamelab.llm.train.MAX_ENUMERATED = {MAX_ENUMERATED} responses; use metrics='sampled'")
+    if mode == "sampled":
+        if feedback == "exact":
+            raise ValueError("feedback 'exact' weighs all V^L² pairs by the full distribution: not with sampled "
+                             "metrics (use feedback='sampled')")
+        if isinstance(eval_samples, bool) or not isinstance(eval_samples, (int, np.integer)) or eval_samples < 1:
+            raise ValueError(f"eval_samples must be a positive integer, got {eval_samples!r}")
+    if not (isinstance(level, (int, float)) and 0 < level < 1):
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    return mode
+
+
+def _prompt_weights(weights, prompts: int) -> np.ndarray:
+    if weights is None:
+        return np.full(prompts, 1.0 / prompts)
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (prompts,) or not np.all(np.isfinite(w)) or w.min() < 0 or w.sum() <= 0:
+        raise ValueError(f"prompt_weights must be {prompts} finite non-negative weights with a positive sum, got "
+                         f"{np.asarray(weights).tolist()}")
+    return w / w.sum()
+
+
 def train(algorithm: str, game: SequenceGame, *, steps: int, record_every: int = 10, policy: str | Policy = "transformer",
           feedback: str = "sampled", batch: int = 256, optimizer: str = "adam", hparams: dict | None = None,
           seed: int = 0, out=None, checkpoint_every: int = 10, progress: bool = True, mesh=None, fsdp: bool = False,
-          model: dict | None = None) -> TrainResult:
+          model: dict | None = None, metrics: str | None = None, eval_samples: int = 4096, level: float = 0.95,
+          prompt_weights=None) -> TrainResult:
     """Train ``algorithm`` (a registered name with a loss form; comal's steps are outer iterations)
-    on the sequence game's first prompt for ``steps`` steps, recording every ``record_every``.
+    on the sequence game (all its prompts) for ``steps`` steps, recording every ``record_every``.
 
-    ``policy``: 'transformer' (``model``: d_model, heads, layers, dtype), 'tabular', or a Policy.
+    ``policy``: 'transformer' (``model``: d_model, heads, layers, dtype), 'tabular' (logits per
+    prompt), or a Policy.
     ``out``: a folder for the run's config, checkpoints and results (None: nothing written, no
     resume). ``checkpoint_every``: recordings per segment (one checkpoint each). ``mesh``: a device
     mesh; the transformer shards its batches over its first axis (data parallel), and with
     ``fsdp`` its weights too. The mesh may span several processes (``jax.distributed``): each
     process then calls ``train`` with the same arguments and gets the same result; process 0
     writes the files. An ``out`` that holds a different run (another config) raises ValueError.
+    ``metrics``: 'exact', 'sampled' or None (exact up to :data:`MAX_ENUMERATED` responses);
+    ``eval_samples`` responses per prompt and recording, intervals at ``level`` (sampled).
+    ``prompt_weights``: the distribution of a batch's prompts (default uniform; see module doc).
     """
     _check_steps(steps, record_every)
     if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) \
@@ -224,27 +373,49 @@ def train(algorithm: str, game: SequenceGame, *, steps: int, record_every: int =
         raise ValueError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}")
     if steps % record_every:
         raise ValueError(f"steps ({steps}) must be a multiple of record_every ({record_every})")
-    if game.n > MAX_ENUMERATED:
-        raise ValueError(f"V^L = {game.n} responses: train enumerates every response and the lifted {game.n}×{game.n} "
-                         f"preference matrix ({8 * game.n**2 / 2**30:.0f} GiB); at most "
-                         f"gamelab.llm.train.MAX_ENUMERATED = {MAX_ENUMERATED} responses")
-    if game.C.shape[0] > 1:
-        raise ValueError("train runs one prompt; this game has several (their matrices: game.C)")
+    mode = _check_metrics_mode(metrics, game, feedback, eval_samples, level)
+    prompts = game.C.shape[0]
+    weights = _prompt_weights(prompt_weights, prompts)
+    driver = mode == "exact" and prompts == 1  # the driver's own metrics on the lifted matrix
     hparams = dict(hparams or {})
     pol = policy if isinstance(policy, Policy) else make_policy(policy, game, seed=seed, mesh=mesh, fsdp=fsdp,
                                                                 **(model or {}))
-    algo = make_parametric(get_algorithm(algorithm), pol, feedback, batch, optimizer)
+    if pol.n != game.n or getattr(pol, "prompts", 1) < prompts:
+        raise ValueError(f"the policy ({pol!r}) does not fit the game: {game.n} responses, {prompts} prompt(s)")
+    pairs = None if driver else PromptPairs(feedback, batch, prompts, mode == "exact")
+    algo = make_parametric(get_algorithm(algorithm), pol, feedback, batch, optimizer, pairs)
     hp = algo.make_hparams(**{"seed": seed, **hparams})
+    if not driver:
+        if mode == "sampled":
+            check_streamable(algo, hp)
+        if float(getattr(hp, "inner_tol", 0.0)) > 0:
+            raise ValueError("inner_tol > 0 stops COMAL's inner solve on the exact regularized gap of the lifted "
+                             "matrix: only with one prompt and exact metrics (use inner_tol=0)")
     config = {"algorithm": algorithm, "game": game.spec, "steps": steps, "record_every": record_every,
               "policy": repr(pol), "model": getattr(pol, "config", None), "feedback": feedback, "batch": batch,
               "optimizer": optimizer, "hparams": {k: float(v) for k, v in hp._asdict().items()}, "seed": seed,
               "checkpoint_every": checkpoint_every, "devices": None if mesh is None else int(mesh.size),
-              "fsdp": fsdp}
+              "fsdp": fsdp, "metrics": mode}
+    if mode == "sampled":
+        config.update(eval_samples=int(eval_samples), level=float(level))
+    if prompts > 1:
+        config["prompt_weights"] = weights.tolist()
     n = game.n
     uniform = np.full(n, -np.log(n))
     tau = _metric_tau(algo, hp, None)
-    args = _device_args(game.matrix(0), hp, uniform, uniform, None, tau, jnp.float64)
-    G, hp_dev, init_l, ref_l, _, tau_dev = _global(args, mesh)
+    star = np.stack([game.class_nash(x) for x in range(prompts)])  # one LP per prompt, not one per row
+    if driver:
+        args = _device_args(game.matrix(0), hp, uniform, uniform, None, tau, jnp.float64)
+        G, hp_dev, init_l, ref_l, _, tau_dev = _global(args, mesh)
+    else:
+        dt = jnp.float64
+        oracle = ClassOracle(jnp.asarray(game.classes, jnp.int32), jnp.asarray(game.C, dt), jnp.asarray(weights, dt))
+        sizes = np.bincount(game.classes, minlength=game.m) / n
+        ev = Evaluation(jnp.asarray(star, dt), jnp.asarray(present_classes(game)), jnp.asarray(sizes, dt),
+                        None if tau is None or mode == "sampled" else jnp.asarray(tau, dt))
+        rec = Recorder(mode, int(eval_samples), (float(level), 1 - (1 - float(level)) / prompts))
+        G, ev, hp_dev, init_l = _global((oracle, ev, _cast(hp, dt), jnp.asarray(uniform, dt)), mesh)
+        ref_l = init_l
     intervals = steps // record_every
     rows: list[dict] = []
     done, manager = 0, None
@@ -273,8 +444,12 @@ def train(algorithm: str, game: SequenceGame, *, steps: int, record_every: int =
         bar = tqdm(total=steps, initial=done * record_every, unit="step", desc=f"{algorithm} on {game.spec}")
     while done < intervals:
         k = min(checkpoint_every, intervals - done)
-        carry, new = _segment(algo, pol, mesh, G, hp_dev, carry, ref_l, tau_dev, intervals=k,
-                              record_every=record_every)
+        if driver:
+            carry, new = _segment(algo, pol, mesh, G, hp_dev, carry, ref_l, tau_dev, intervals=k,
+                                  record_every=record_every)
+        else:
+            carry, new = _oracle_segment(algo, pol, mesh, rec, G, ev, hp_dev, carry, intervals=k,
+                                         record_every=record_every)
         new = _host(new, mesh)
         rows += [{key: v[i] for key, v in new.items()} for i in range(k)]
         done += k
@@ -290,32 +465,40 @@ def train(algorithm: str, game: SequenceGame, *, steps: int, record_every: int =
         bar.close()
     if manager is not None:
         manager.close()
-    final = _host(_final(algo, G, hp_dev, carry, ref_l, tau_dev), mesh)
-    trace = {key: np.stack([r[key] for r in rows] + [final[key]]) for key in final}
-    q = np.asarray(jax.vmap(lambda p: class_marginal(game, jnp.log(p)))(jnp.asarray(trace["policy"])))
-    trace["class_marginal"] = q
-    star = game.class_nash(0)  # one LP, not one per row
-    support = star > 0
-    with np.errstate(divide="ignore"):
-        terms = star * (np.log(np.where(support, star, 1.0)) - np.log(q))
-    trace["kl_to_class_nash"] = np.sum(np.where(support, terms, 0.0), axis=-1)
-    result = TrainResult(recorded_steps(steps, record_every), trace, _host(carry[0].logp, mesh), config,
-                         time.time() - t0, resumed)
+    if driver:
+        final = _host(_final(algo, G, hp_dev, carry, ref_l, tau_dev), mesh)
+        trace = {key: np.stack([r[key] for r in rows] + [final[key]]) for key in final}
+        q = np.asarray(jax.vmap(lambda p: class_marginal(game, jnp.log(p)))(jnp.asarray(trace["policy"])))
+        trace["class_marginal"] = q
+        support = star[0] > 0
+        with np.errstate(divide="ignore"):
+            terms = star[0] * (np.log(np.where(support, star[0], 1.0)) - np.log(q))
+        trace["kl_to_class_nash"] = np.sum(np.where(support, terms, 0.0), axis=-1)
+        logp = _host(carry[0].logp, mesh)
+    else:
+        final = _host(_oracle_final(rec, pol, G, ev, carry), mesh)
+        stacked = {key: np.stack([r[key] for r in rows] + [final[key]]) for key in final}
+        trace = _per_prompt_trace(stacked, weights, mode)
+        logp = None if mode == "sampled" else _host(carry[0].logp, mesh)
+    result = TrainResult(recorded_steps(steps, record_every), trace, logp, config, time.time() - t0, resumed)
     if out is not None and writer:
-        write_results(result, out)
+        write_results(result, out, n)
     return result
 
 
-def write_results(result: TrainResult, out: Path) -> None:
-    """The trace as a one-run results folder (manifest + one Parquet chunk), like a sweep's."""
+def write_results(result: TrainResult, out: Path, n: int) -> None:
+    """The trace as a one-run results folder (manifest + one Parquet chunk), like a sweep's: every
+    scalar column of the trace (per-prompt values and interval bounds included)."""
     from gamelab.results import trace_to_frame, write_chunk, write_manifest
 
     c = result.config
-    run_row = {"run": 0, "algorithm": c["algorithm"], "game": c["game"], "n": int(result.logp.shape[-1]),
-               "seed": c["seed"], **c["hparams"]}
+    run_row = {"run": 0, "algorithm": c["algorithm"], "game": c["game"], "n": int(n), "seed": c["seed"],
+               **c["hparams"]}
     scalars = {k: v[None] for k, v in result.trace.items() if np.ndim(v) == 1}
     frame = trace_to_frame(scalars, result.steps, [run_row], "llm")
     frame = frame[frame.iterate == "last"].reset_index(drop=True)  # no average iterate is tracked
-    frame["kl_to_class_nash"] = result.trace["kl_to_class_nash"]
+    for key, v in scalars.items():  # the columns trace_to_frame does not know (bounds, prompts)
+        if key not in frame:
+            frame[key] = v[0]
     write_manifest(out, {"kind": "llm", "spec": c, "chunks": ["llm"]})
     write_chunk(out, "llm", frame)

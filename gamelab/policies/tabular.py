@@ -44,6 +44,22 @@ class TabularPolicy(Policy):
     def log_probs(self, params, x=0):
         return jax.nn.log_softmax(params[x])
 
+    def logprob(self, params, y, x=0):
+        """log π(y | x); ``x`` a prompt or one prompt per response (normalizes each prompt's row
+        once, never a row per response)."""
+        return jax.nn.log_softmax(params, axis=-1)[x, y]
+
+    def sample(self, params, key, shape=(), x=0):
+        """Responses by inverse CDF: O(prompts·n + count·log n) work and memory (a Gumbel draw
+        over all n responses per sample would be count·n). ``x``: a prompt or one per sample."""
+        cdf = jnp.cumsum(jax.nn.softmax(params.astype(jnp.result_type(float)), axis=-1), axis=-1)
+        x = jnp.broadcast_to(jnp.asarray(x), shape)
+        u = jax.random.uniform(key, shape, cdf.dtype) * cdf[x, -1]
+        # each row shifted by its prompt: one sorted array, one search
+        flat = (cdf + jnp.arange(self.prompts, dtype=cdf.dtype)[:, None]).ravel()
+        index = jnp.searchsorted(flat, x + u, side="right") - x * self.n
+        return jnp.clip(index, 0, self.n - 1)
+
     def __repr__(self):
         return f"TabularPolicy(n={self.n}, prompts={self.prompts})"
 

@@ -1,0 +1,101 @@
+"""Feedback for sequence games with several prompts, or with responses too many to enumerate.
+
+The parametric solver (:func:`gamelab.algorithms.parametric.make_parametric`) takes its pairs
+from a source; :class:`PromptPairs` is the one for :mod:`gamelab.llm`. Each step draws ``batch``
+prompts x from the game's prompt weights, a pair (y, y′) per prompt from the sampling policies
+given x, and a Bernoulli label from the class-level oracle :class:`ClassOracle`
+(P(y ≻ y′ | x) = C[x, c(y), c(y′)], the class of a response read from the game's (V^L,) class
+array — never the lifted (V^L, V^L) matrix), with label noise ``flip``.
+
+* ``enumerate=True``: the state keeps each prompt's full log-distribution (prompts, V^L); pairs
+  are drawn from it (either sampler, the geometric mixture included) or, with
+  ``feedback='exact'``, all prompts × V^L² pairs are weighted exactly.
+* ``enumerate=False``: nothing of size V^L is built. y, y′ come from the policy's own sampler
+  (the transformer: autoregressively) and log π_t, log π_ref of them from ``policy.logprob``.
+  Only the current policy can be sampled so: an algorithm whose pairs come from the geometric
+  mixture π_t^{1−w}·π_ref^{w} with w > 0 needs the full distributions (the host checks,
+  :func:`check_streamable`).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gamelab.algorithms.parametric import sampling_sides
+from gamelab.feedback import NoisyOracle, _bernoulli, exact_pairs, sampled_pairs
+
+
+class ClassOracle(NamedTuple):
+    """P(y ≻ y′ | x) = C[x, c(y), c(y′)]: a pytree (the parametric step's ``game``).
+
+    ``x`` is the prompt of each pair (bound with :meth:`given`; None: prompt 0)."""
+
+    classes: jax.Array  # (V^L,) int32 class of every response
+    C: jax.Array  # (prompts, m, m) class-level preference per prompt (label noise of the game included)
+    weights: jax.Array  # (prompts,) the distribution prompts are drawn from
+    x: jax.Array | None = None
+
+    def given(self, x):
+        return self._replace(x=x)
+
+    def prob(self, y, y2):
+        return self.C[0 if self.x is None else self.x, self.classes[y], self.classes[y2]]
+
+    def sample(self, key, y, y2):
+        return _bernoulli(key, self.prob(y, y2))
+
+
+class PromptPairs(NamedTuple):
+    """The pair source of :mod:`gamelab.llm` (see the module doc); hashable, static."""
+
+    feedback: str
+    batch: int
+    prompts: int
+    enumerate: bool
+
+    def view(self, policy, params):
+        """(prompts, V^L) log-distributions, or (enumerate False) an empty placeholder."""
+        if not self.enumerate:
+            return jnp.zeros((0,), jnp.result_type(float))
+        return jnp.stack([policy.log_probs(params, x) for x in range(self.prompts)])
+
+    def draw(self, policy, form, game, hp, key, cur, anc, rf):
+        k_x, k_a, k_b, k_label = jax.random.split(key, 4)
+        if self.enumerate:
+            a, b = sampling_sides(form, hp, cur[1], rf[1])
+            if self.feedback == "exact":
+                return self._exact(game, hp, a, b, anc[1], rf[1])
+        x = jax.random.categorical(k_x, jnp.log(game.weights), shape=(self.batch,))
+        if self.enumerate:
+            y, y2 = jax.random.categorical(k_a, a[x]), jax.random.categorical(k_b, b[x])
+            anchor, ref = (lambda r: anc[1][x, r]), (lambda r: rf[1][x, r])
+        else:  # the current policy's own sampler; the mixture is checked away on the host (mix = 0)
+            y, y2 = policy.sample(cur[0], k_a, (self.batch,), x), policy.sample(cur[0], k_b, (self.batch,), x)
+            anchor, ref = (lambda r: policy.logprob(anc[0], r, x)), (lambda r: policy.logprob(rf[0], r, x))
+        fb = sampled_pairs(k_label, NoisyOracle(game.given(x), hp.flip), y, y2, anchor, ref)
+        return fb._replace(x=x)
+
+    def _exact(self, game, hp, a, b, anc, rf):
+        """Every (prompt, y, y′) with weight w_x·μ_a(y | x)·μ_b(y′ | x) and its exact probability."""
+        xs = jnp.arange(self.prompts)
+        fb = jax.vmap(lambda x, *d: exact_pairs(NoisyOracle(game.given(x), hp.flip), *d))(xs, a, b, anc, rf)
+        fb = fb._replace(weight=fb.weight * game.weights[:, None], x=jnp.broadcast_to(xs[:, None], fb.y.shape))
+        return jax.tree.map(lambda z: z.reshape(-1), fb)
+
+
+def check_streamable(algo, hp) -> None:
+    """Raise if ``algo`` (a parametric Algorithm) needs full distributions to draw its pairs:
+    a geometric-mixture sampler with a weight other than 0 (Nash-MD, IPO-MD with mix > 0)."""
+    forms = [algo.sampled] + ([algo.sampled.prox] if algo.sampled.prox is not None else [])
+    for form in forms:
+        if form.loss is None or "mixture" not in form.sampler or form.mix is None:
+            continue
+        w = np.asarray(form.mix(hp), dtype=np.float64)
+        if np.any(w != 0):
+            raise ValueError(f"{algo.name} draws its pairs from the geometric mixture π_t^(1-w)·π_ref^w (w = "
+                             f"{float(np.max(w)):g}), which needs the full distribution over all responses: not "
+                             f"with sampled metrics (use metrics='exact' at V^L <= the enumeration limit"
+                             + (", or mix=0)" if "mix" in hp._fields else ")"))

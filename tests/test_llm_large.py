@@ -1,0 +1,145 @@
+"""Issue 6 beyond enumeration: sampled metrics with confidence intervals, V^L far too large to
+enumerate, and games with several prompts (gamelab.llm.train with metrics='sampled' / prompts).
+
+- The sampled metrics' intervals cover the exact class-level values at about their nominal level,
+  at the class Nash itself (where exploitability is 0 and a percentile bootstrap of the plug-in
+  never covers it) as well as away from it; and they are not wide for nothing.
+- A run over V^L = 16^5 ≈ 1e6 responses trains a small transformer with sampled metrics, and
+  nothing in its compiled segment is as large as V^L² (nor even 2·V^L).
+- Several prompts with tabular logits and exact feedback: each prompt's trace is the tabular
+  engine's on that prompt's lifted matrix (the prompts' logits are independent); a transformer
+  shared by the prompts lowers the mean gap.
+"""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gamelab.llm.games import class_intervals, class_marginal, class_metrics, present_classes, sampled_metrics, \
+    sequence_game
+from gamelab.llm.train import train
+from gamelab.run import run
+
+LEVEL = 0.95
+
+
+def class_policy(game, q):
+    """A policy over the sequences with class marginal q (uniform within each class)."""
+    sizes = np.bincount(game.classes, minlength=game.m)
+    return np.asarray(q)[game.classes] / sizes[game.classes]
+
+
+@pytest.mark.parametrize("where", ["nash", "uniform", "skewed"])
+def test_sampled_intervals_cover_the_exact_metrics_at_their_level(where):
+    game = sequence_game(4, 3, rule="count")  # classes of 27, 27 and 10 sequences
+    pi = {"nash": class_policy(game, game.class_nash()), "uniform": np.full(game.n, 1 / game.n),
+          "skewed": class_policy(game, [0.6, 0.3, 0.1])}[where]
+    q = np.asarray(class_marginal(game, jnp.log(jnp.asarray(pi))))
+    exact = {k: float(v) for k, v in class_metrics(game, jnp.asarray(q)).items()}
+    reps, K = 400, 2000
+    counts = np.random.default_rng(0).multinomial(K, q, size=reps)
+    C, star, present = (jnp.asarray(a) for a in (game.C[0], game.class_nash(), present_classes(game)))
+    out = jax.jit(jax.vmap(lambda c, k: class_intervals(c, C, star, present, k, (LEVEL,))))(
+        jnp.asarray(counts), jax.random.split(jax.random.key(1), reps))
+    for name in ("exploitability", "duality_gap", "kl_to_class_nash"):
+        _, lo, hi = (np.asarray(a) for a in out[name])
+        covered = np.mean((lo[:, 0] <= exact[name] + 1e-12) & (exact[name] - 1e-12 <= hi[:, 0]))
+        assert covered >= LEVEL - 0.03, (where, name, covered)  # 3 binomial sd below nominal at 400 reps
+    # not wide for nothing: the exploitability interval is at most ±3 standard errors of the best
+    # class's win rate (a 95% interval for one mean is ±1.96)
+    v = game.C[0] @ q
+    best = np.argmax(np.where(present, v, -np.inf))
+    se = np.sqrt((game.C[0, best] ** 2 @ q - v[best] ** 2) / K)
+    _, lo, hi = (np.asarray(a) for a in out["exploitability"])
+    assert np.mean(hi[:, 0] - lo[:, 0]) <= 2 * 3.0 * se, (where, np.mean(hi - lo), se)
+    if where == "nash":  # where the plug-in estimate is always > 0 but the truth is 0
+        assert exact["exploitability"] < 1e-12 and np.all(np.asarray(out["exploitability"][0]) > 0)
+
+
+def test_sampled_metrics_from_responses():
+    game = sequence_game(4, 3, rule="count")
+    pi = class_policy(game, [0.6, 0.3, 0.1])
+    y = np.random.default_rng(2).choice(game.n, size=4096, p=pi)
+    got = sampled_metrics(game, y, level=LEVEL)
+    exact = class_metrics(game, class_marginal(game, jnp.log(jnp.asarray(pi))))
+    for name, (point, lo, hi) in got.items():
+        assert lo <= point <= hi and lo <= float(exact[name]) <= hi, (name, got[name], float(exact[name]))
+    with pytest.raises(ValueError, match="samples must be"):
+        sampled_metrics(game, [game.n])
+
+
+def _sizes(jaxpr):
+    """Element counts of every value in a jaxpr and its sub-jaxprs (scan, while, cond bodies)."""
+    for eqn in jaxpr.eqns:
+        for var in eqn.outvars:
+            yield int(np.prod(var.aval.shape, dtype=np.int64)) if hasattr(var.aval, "shape") else 0
+        for param in eqn.params.values():
+            for sub in (param if isinstance(param, (tuple, list)) else [param]):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    yield from _sizes(inner)
+
+
+def test_a_million_responses_train_with_sampled_metrics_and_nothing_of_size_VL_squared(monkeypatch):
+    import gamelab.llm.train as T
+
+    game = sequence_game(16, 5, rule="count")  # 16^5 = 1,048,576 responses
+    n = game.n
+    monkeypatch.setattr(type(game), "matrix", lambda *a: pytest.fail("the lifted matrix was built"))
+    seen = {}
+    original = T._oracle_segment
+
+    def spy(algo, policy, mesh, rec, *args, **static):
+        seen["largest"] = max(_sizes(jax.make_jaxpr(lambda *a: T._oracle_advance(algo, policy, mesh, rec, *a,
+                                                                                  **static))(*args).jaxpr))
+        return original(algo, policy, mesh, rec, *args, **static)
+
+    monkeypatch.setattr(T, "_oracle_segment", spy)
+    r = train("inpo", game, steps=2, record_every=1, batch=16, eval_samples=256, progress=False,
+              model={"d_model": 8, "heads": 1, "layers": 1}, hparams={"lr": 3e-3})
+    assert r.config["metrics"] == "sampled" and r.logp is None  # chosen automatically beyond MAX_ENUMERATED
+    assert seen["largest"] < 2 * n, seen  # the classes array (n,) is the largest thing; never n²
+    for name in ("exploitability", "duality_gap", "kl_to_class_nash"):
+        lo, point, hi = r.trace[f"{name}_lo"], r.trace[name], r.trace[f"{name}_hi"]
+        assert lo.shape == (3,) and np.all(lo <= point) and np.all(point <= hi), name
+    assert r.trace["exploitability"][0] > 0.1  # count classes of a uniform policy: far from the Nash
+    assert np.all(np.isfinite(r.trace["loss"][1:]))
+
+
+def test_algorithms_that_sample_from_the_mixture_are_refused_with_sampled_metrics():
+    game = sequence_game(4, 3, rule="count")
+    with pytest.raises(ValueError, match="geometric mixture"):
+        train("nash_md", game, steps=1, record_every=1, metrics="sampled", policy="tabular", progress=False)
+    with pytest.raises(ValueError, match="inner_tol"):
+        train("comal", game, steps=1, record_every=1, metrics="sampled", policy="tabular", progress=False,
+              hparams={"inner_tol": 1e-3, "inner": 2})
+
+
+def test_several_prompts_with_tabular_logits_give_each_prompts_engine_run():
+    """Tabular logits per prompt, exact feedback, SGD to convergence each step: the prompts do not
+    interact, so prompt k's trace is the closed-form engine's on prompt k's lifted matrix (the SGD
+    step is scaled by the prompt's weight ½, hence twice the single-prompt learning rate)."""
+    game = sequence_game(3, 3, rule="count", prompts=2)  # prompt 1: the classes relabelled
+    steps = 8
+    r = train("inpo", game, steps=steps, record_every=1, policy="tabular", feedback="exact", optimizer="sgd",
+              hparams={"updates": 300, "lr": 1.2}, progress=False)
+    means = []
+    for k in range(2):
+        engine = run("inpo", game.matrix(k), steps=steps, record_every=1)
+        assert np.ptp(np.asarray(engine.trace["duality_gap"])) > 1e-3  # a run that moves
+        for name in ("duality_gap", "exploitability", "regularized_gap", "entropy", "win_rate_vs_ref"):
+            np.testing.assert_allclose(r.trace[f"prompt{k}_{name}"], np.asarray(engine.trace[name]), rtol=0,
+                                       atol=1e-9, err_msg=f"prompt {k} {name}")
+        means.append(np.asarray(engine.trace["duality_gap"]))
+    np.testing.assert_allclose(r.trace["duality_gap"], np.mean(means, axis=0), rtol=0, atol=1e-9)
+    assert r.logp.shape == (2, game.n)
+
+
+def test_a_transformer_on_several_prompts_lowers_the_mean_gap():
+    game = sequence_game(4, 3, rule="count", prompts=3)
+    r = train("inpo", game, steps=120, record_every=60, batch=128, progress=False, seed=0,
+              model={"d_model": 16, "heads": 2, "layers": 1}, hparams={"lr": 1e-3, "tau": 0.5})
+    gap = r.trace["duality_gap"]  # from 0.213 toward INPO's target π*_τ (gap ≈ 0.13 at τ = 0.5)
+    assert gap[-1] < 0.75 * gap[0], gap
+    for k in range(3):
+        assert r.trace[f"prompt{k}_duality_gap"][-1] < r.trace[f"prompt{k}_duality_gap"][0], k
