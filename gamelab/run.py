@@ -62,10 +62,13 @@ def _metrics(game, carry, ref, tau, target, record_policy, record_average, names
 
 
 def _driver(algo: Algorithm, game: Game, hp, ref_logp, target_logp, metric_tau, *, record_every: int,
-            record_policy: bool, record_average: bool, metrics):
-    """(record, advance, interval) for one game: the loop body every driver below shares."""
-    record = partial(_metrics, game, ref=ref_logp, tau=metric_tau, target=target_logp, record_policy=record_policy,
-                     record_average=record_average, names=metrics)
+            record_policy: bool, record_average: bool, metrics, record=None):
+    """(record, advance, interval) for one game: the loop body every driver below shares.
+    ``record``: a function of the carry returning the row's dict, in place of the metrics of
+    ``game.P`` (gamelab.llm records metrics of games too large to lift to a matrix)."""
+    if record is None:
+        record = partial(_metrics, game, ref=ref_logp, tau=metric_tau, target=target_logp,
+                         record_policy=record_policy, record_average=record_average, names=metrics)
 
     def advance(carry):
         state, avg, t = carry
@@ -123,13 +126,16 @@ def start(algo: Algorithm, game: Game, hp, init_logp, ref_logp, *, record_averag
 
 
 def segment(algo: Algorithm, game: Game, hp, carry, ref_logp, target_logp, metric_tau, *, intervals: int,
-            record_every: int, record_policy: bool = False, record_average: bool = True, metrics=None):
+            record_every: int, record_policy: bool = False, record_average: bool = True, metrics=None,
+            record=None):
     """Continue a run from ``carry`` for ``intervals`` × ``record_every`` steps, with the same loop
     body as :func:`simulate`: returns (carry, rows recorded at the start of each interval). A run
     cut into segments — checkpointed and resumed between them (gamelab.llm) — has exactly the
-    trace of one :func:`simulate` call once :func:`final_row` is appended."""
+    trace of one :func:`simulate` call once :func:`final_row` is appended. ``record``: see
+    :func:`_driver` (``game`` need then only be what ``algo.step`` reads)."""
     _, _, interval = _driver(algo, game, hp, ref_logp, target_logp, metric_tau, record_every=record_every,
-                             record_policy=record_policy, record_average=record_average, metrics=metrics)
+                             record_policy=record_policy, record_average=record_average, metrics=metrics,
+                             record=record)
     return lax.scan(interval, carry, None, length=intervals)
 
 

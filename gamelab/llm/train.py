@@ -35,15 +35,13 @@ from __future__ import annotations
 import json
 import os
 import time
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-from jax import lax
 
 from gamelab.algorithms import get_algorithm
 from gamelab.algorithms.parametric import make_parametric
@@ -139,7 +137,10 @@ def _end(algo, G, hp, carry, ref_logp, tau):
 
 
 _start = jax.jit(_begin, static_argnums=(0, 1, 2))
-_segment = jax.jit(_advance, static_argnums=(0, 1, 2), static_argnames=("intervals", "record_every"))
+# The carry is donated: a segment's parameters and optimizer state replace the previous ones in
+# place instead of holding both (twice the model's training state) on the device.
+_segment = jax.jit(_advance, static_argnums=(0, 1, 2), static_argnames=("intervals", "record_every"),
+                   donate_argnames=("carry",))
 _final = jax.jit(_end, static_argnums=(0,))
 
 
@@ -282,17 +283,14 @@ def _record(rec: Recorder, policy, game: ClassOracle, ev: Evaluation, carry) -> 
 
 
 def _oracle_advance(algo, policy, mesh, rec, game, ev, hp, carry, *, intervals, record_every):
-    def interval(c, _):
-        row = _record(rec, policy, game, ev, c)
-        state, avg, t = c
-        state = lax.fori_loop(0, record_every, lambda _, st: algo.step(game, hp, st), state)
-        return (state, avg, t + record_every), row
-
-    carry, rows = lax.scan(interval, carry, None, length=intervals)
+    """The driver's segment (:func:`gamelab.run.segment`) with these recordings."""
+    carry, rows = segment(algo, game, hp, carry, None, None, None, intervals=intervals, record_every=record_every,
+                          record_average=False, record=partial(_record, rec, policy, game, ev))
     return _canonical(carry, policy, mesh), rows
 
 
-_oracle_segment = jax.jit(_oracle_advance, static_argnums=(0, 1, 2, 3), static_argnames=("intervals", "record_every"))
+_oracle_segment = jax.jit(_oracle_advance, static_argnums=(0, 1, 2, 3), static_argnames=("intervals", "record_every"),
+                          donate_argnames=("carry",))
 _oracle_final = jax.jit(_record, static_argnums=(0, 1))
 
 
