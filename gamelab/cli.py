@@ -528,8 +528,8 @@ def llm_run(
         from jax.sharding import Mesh
 
         if len(jax.devices()) < devices:
-            fail(f"--devices {devices}: only {len(jax.devices())} device(s) here (on CPU, set "
-                 f"XLA_FLAGS=--xla_force_host_platform_device_count={devices})")
+            fail(f"--devices {devices}: only {len(jax.devices())} device(s) here (on CPU: "
+                 f"gamelab --cpu-devices {devices} llm run ...)")
         mesh = Mesh(np.array(jax.devices()[:devices]), ("data",))
     try:
         g = parse_sequence_game(game, vocab, length)

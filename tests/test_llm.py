@@ -242,10 +242,13 @@ def free_port():
         return s.getsockname()[1]
 
 
-def two_processes(env, out):
+def two_processes(env, out, argv=None):
+    """Run two local processes (4 fake CPU devices each) that meet at a coordinator; the last line
+    of each one's output as JSON. ``argv(address, i)``: process i's command (default: MULTI)."""
     port = free_port()
     env = {**env, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
-    procs = [subprocess.Popen([sys.executable, "-c", MULTI, f"127.0.0.1:{port}", str(i), str(out)], env=env,
+    argv = argv or (lambda address, i: [sys.executable, "-c", MULTI, address, str(i), str(out)])
+    procs = [subprocess.Popen(argv(f"127.0.0.1:{port}", i), env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
     try:
         outs = [p.communicate(timeout=300) for p in procs]
@@ -279,6 +282,24 @@ def test_two_processes_through_jax_distributed_train_one_data_parallel_model(sha
     again = two_processes(env, out)  # the last step again, from the step-3 checkpoint, in both processes
     assert [r.pop("resumed_from") for r in again + first] == [3, 3, 0, 0]
     assert same(again[0], first[0]) and same(again[1], first[0])  # bit for bit
+
+
+def test_two_processes_through_the_command_line_with_sampled_metrics(env, tmp_path):
+    """`gamelab llm run … --coordinator --num-processes 2 --process-id I` in two processes: one mesh
+    over both processes' 8 devices by default; both print the same trace (sampled metrics with
+    their intervals), and process 0 writes the results folder."""
+    out = tmp_path / "cli"
+
+    def argv(address, i):
+        return [sys.executable, "-m", "gamelab.cli", "llm", "run", "inpo", *TRANSFORMER, "--steps", "3",
+                "--metrics", "sampled", "--eval-samples", "64", "--json", "--coordinator", address,
+                "--num-processes", "2", "--process-id", str(i), "--out", str(out)]
+
+    first, second = two_processes(env, out, argv)
+    assert first["config"]["devices"] == 8 and first["config"]["metrics"] == "sampled"
+    assert len(first["trace"]) == 4 and first["trace"] == second["trace"]
+    assert {"exploitability_lo", "exploitability_hi"} <= set(first["trace"][0])
+    assert (out / "manifest.json").exists() and (out / "run.json").exists()
 
 
 # ------------------------------------------------------------------ 4. killed and resumed
