@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -36,14 +37,21 @@ from gamelab.metrics import METRIC_NAMES
 MANIFEST = "manifest.json"
 CHUNKS = "chunks"
 ITERATES = (("last", ""), ("average", "avg_"))
-# Metric columns beyond METRIC_NAMES: multi-group games, parametric runs, sequence games.
+# Metric columns beyond METRIC_NAMES: multi-group games, parametric runs, sequence games (their
+# several prompts, and the confidence bounds of sampled estimates).
 EXTRA_METRIC_PREFIXES = ("group", "worst_group_", "mean_group_")
+PER_PROMPT = re.compile(r"prompt\d+_")
 EXTRA_METRICS = ("loss", "kl_to_class_nash")
+BOUND_SUFFIXES = ("_lo", "_hi")
 
 
 def is_metric(column: str) -> bool:
-    """Whether a results column is a metric (not an identifier or a hyper-parameter)."""
-    return column in METRIC_NAMES or column in EXTRA_METRICS or column.startswith(EXTRA_METRIC_PREFIXES)
+    """Whether a results column is a metric (not an identifier or a hyper-parameter): a metric's
+    confidence bounds (``<metric>_lo``/``_hi``) are metrics too."""
+    if column.endswith(BOUND_SUFFIXES):
+        column = column[:-3]
+    return (column in METRIC_NAMES or column in EXTRA_METRICS or column.startswith(EXTRA_METRIC_PREFIXES)
+            or PER_PROMPT.match(column) is not None)
 
 
 def trace_to_frame(trace: dict, steps, runs: list[dict], chunk: str):

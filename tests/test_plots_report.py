@@ -262,3 +262,20 @@ def test_results_folder_round_trip(cli, df):
     back = load_results(cli[1])
     assert len(back) == len(df) and isinstance(back["policy"].iloc[0], np.ndarray)
     assert summarize(back).equals(summarize(df))
+
+
+def test_confidence_bounds_and_per_prompt_columns_are_metrics_not_hyper_parameters():
+    """A sampled sequence-game run stores `<metric>_lo/_hi` and `prompt{k}_<metric>` columns; the
+    report must not take them for hyper-parameters (they would split every run into its own config)."""
+    from gamelab.report import hparam_columns
+    from gamelab.results import is_metric
+
+    for column in ("duality_gap_lo", "exploitability_hi", "kl_to_class_nash_hi", "prompt0_duality_gap",
+                   "prompt12_kl_to_class_nash_lo", "group1_reward", "loss"):
+        assert is_metric(column), column
+    for column in ("eta", "tau", "lr", "prompt_weights", "refresh_every", "inner_lo_rate"):
+        assert not is_metric(column), column
+    df = pd.DataFrame({"run": [0], "algorithm": ["inpo"], "game": ["seq"], "n": [10], "seed": [0], "step": [0],
+                       "iterate": ["last"], "eta": [0.1], "tau": [0.5], "duality_gap": [0.2], "duality_gap_lo": [0.1],
+                       "duality_gap_hi": [0.3], "prompt0_duality_gap": [0.2]})
+    assert hparam_columns(df) == ["eta", "tau"]
