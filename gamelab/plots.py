@@ -212,6 +212,9 @@ def plot_gaps(df, path, metric: str = "duality_gap", game: str | None = None, *,
     fig, axes = _grid(len(games), width=7.0 if len(games) == 1 else 6.0)
     comal = solver_steps and "inner" in df.columns and ((df["algorithm"] == "comal") & df["inner"].notna()).any()
     handles = {}
+    bounds = [f"{metric}_lo", f"{metric}_hi"]  # a sampled estimate's confidence interval (gamelab.llm)
+    has_ci = all(b in df.columns for b in bounds) and df[bounds].notna().any(axis=None)
+    has_avg = False
     for ax, g in zip(axes, games):
         gdf = df[df["game"] == g]
         for algo, key, label in configs:
@@ -226,9 +229,15 @@ def plot_gaps(df, path, metric: str = "duality_gap", game: str | None = None, *,
                 (line,) = ax.plot(x, draw(med), color=c, lw=1.6, label=label)
                 if last["run"].nunique() > 1:
                     ax.fill_between(x, draw(lo), draw(hi), color=c, alpha=0.18, lw=0)
+                if has_ci and last[bounds].notna().any(axis=None):  # widest interval over the seeds
+                    _, _, ci_lo, _ = _seed_bands(last, bounds[0], solver_steps)
+                    _, _, _, ci_hi = _seed_bands(last, bounds[1], solver_steps)
+                    ax.fill_between(x, draw(ci_lo), draw(ci_hi), facecolor="none", edgecolor=c, hatch="///",
+                                    alpha=0.5, lw=0)
                 handles[label] = line
             avg = sub[sub["iterate"] == "average"]
             if not avg.empty and avg[metric].notna().any():
+                has_avg = True
                 x, med, _, _ = _seed_bands(avg, metric, solver_steps)
                 ax.plot(x, _floor(med) if log else med, color=c, lw=1.0, ls="--", alpha=0.75)
         if log:
@@ -237,14 +246,21 @@ def plot_gaps(df, path, metric: str = "duality_gap", game: str | None = None, *,
         ax.set_xlabel("solver step (COMAL: outer iteration × inner steps)" if comal else "step")
         ax.set_ylabel(METRIC_LABELS.get(metric, metric) + (" (log scale)" if log else ""))
         ax.grid(True, which="major", alpha=0.3)
-    style = [Line2D([], [], color="k", lw=1.6, label="last iterate (median; band: min–max over seeds)"),
-             Line2D([], [], color="k", lw=1.0, ls="--", label="average iterate (median)")]
+    style = [Line2D([], [], color="k", lw=1.6, label="last iterate (median; band: min–max over seeds)")]
+    if has_avg:
+        style.append(Line2D([], [], color="k", lw=1.0, ls="--", label="average iterate (median)"))
+    if has_ci:
+        from matplotlib.patches import Patch
+
+        style.append(Patch(facecolor="none", edgecolor="k", hatch="///", alpha=0.5,
+                           label="sampled estimate: confidence interval (widest over seeds)"))
     legend = list(handles.values()) + style
     if len(games) == 1:
         axes[0].legend(handles=legend, fontsize=8, ncol=2 if len(legend) > 8 else 1, loc="best")
     else:
         fig.legend(handles=legend, fontsize=8, loc="outside lower center", ncol=min(4, len(legend)))
-    fig.suptitle(title or f"{metric}: last iterate (solid) and average iterate (dashed)", fontsize=12)
+    fig.suptitle(title or (f"{metric}: last iterate (solid) and average iterate (dashed)" if has_avg
+                           else f"{metric}: last iterate"), fontsize=12)
     return _save(fig, path)
 
 

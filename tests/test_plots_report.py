@@ -279,3 +279,22 @@ def test_confidence_bounds_and_per_prompt_columns_are_metrics_not_hyper_paramete
                        "iterate": ["last"], "eta": [0.1], "tau": [0.5], "duality_gap": [0.2], "duality_gap_lo": [0.1],
                        "duality_gap_hi": [0.3], "prompt0_duality_gap": [0.2]})
     assert hparam_columns(df) == ["eta", "tau"]
+
+
+def test_gap_plot_draws_a_sampled_estimates_confidence_interval(tmp_path, monkeypatch):
+    """A run with `<metric>_lo/_hi` (sampled metrics) gets a hatched band exactly spanning its
+    interval; a run without them gets none, and no 'average iterate' legend entry without one."""
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or [])
+    rows = {"run": 0, "algorithm": "inpo", "game": "seq", "n": 10, "seed": 0, "iterate": "last", "eta": 0.1}
+    df = pd.DataFrame([{**rows, "step": s, "duality_gap": g, "duality_gap_lo": g - 0.05, "duality_gap_hi": g + 0.05}
+                       for s, g in ((0, 0.3), (10, 0.2), (20, 0.1))])
+    plots.plot_gaps(df, tmp_path / "ci")
+    plots.plot_gaps(df.drop(columns=["duality_gap_lo", "duality_gap_hi"]), tmp_path / "no_ci")
+    with_ci, without = (f.axes[0] for f in figures)
+    hatched = [c for c in with_ci.collections if c.get_hatch()]
+    assert len(hatched) == 1 and not [c for c in without.collections if c.get_hatch()]
+    ys = hatched[0].get_paths()[0].vertices[:, 1]
+    assert np.isclose(ys.min(), 0.05) and np.isclose(ys.max(), 0.35)
+    labels = [t.get_text() for t in with_ci.get_legend().get_texts()]
+    assert any("confidence interval" in t for t in labels) and not any("average iterate" in t for t in labels)
