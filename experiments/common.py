@@ -13,6 +13,9 @@ SHARED_DATA = ROOT.parent / "shared" / "data" / "openspiel"
 
 
 def parse_args(name: str, description: str, *, data: bool = False):
+    from gamelab.hosts import use_cpu_cores
+
+    use_cpu_cores()  # every core a JAX device, as the gamelab command does (sweeps shard over them)
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "experiments" / name,
                         help="output folder (re-running resumes the sweep in it)")
