@@ -139,7 +139,8 @@ def gamelab_runner(name: str, Ps: np.ndarray, steps: int, record_every: int = 1,
     """Run the jitted batched driver once on prebuilt arguments (compiling it) and return
     ``(call, entry, gaps_of, first_output, first_seconds)``: ``call`` re-runs it, ``entry`` says
     which entry point it is (``run_batch`` if the private driver's signature changed), and
-    ``gaps_of(output)`` extracts the (B, T + 1) last-iterate exploitability trace.
+    ``gaps_of(output, games)`` extracts the (games, T + 1) last-iterate exploitability trace of the
+    first ``games`` runs (sliced before it leaves the device: at B = 10⁶ the whole is 8 GB).
 
     ``metrics``: the names recorded (``ALL``: every metric, the regularized gap with the
     algorithm's τ); ``average``: also track the average iterate and record its metrics.
@@ -178,12 +179,12 @@ def gamelab_runner(name: str, Ps: np.ndarray, steps: int, record_every: int = 1,
             return _simulate_batch_jit(algo, *args, **kwargs)
 
         out, first = common.timed(call)
-        return call, "kernel", lambda o: np.asarray(o[2]["exploitability"]), out, first
+        return call, "kernel", lambda o, games=None: np.asarray(o[2]["exploitability"][:games]), out, first
     except (ImportError, TypeError, AttributeError, ValueError) as exc:  # pragma: no cover - engine refactors
         print(f"  [gamelab private driver unavailable ({exc}); timing run_batch instead]", file=sys.stderr)
         call = gamelab_run_batch(name, Ps, steps, record_every, metrics, average)
         out, first = common.timed(call)
-        return call, "run_batch", lambda o: np.asarray(o.trace["exploitability"]), out, first
+        return call, "run_batch", lambda o, games=None: np.asarray(o.trace["exploitability"][:games]), out, first
 
 
 def gamelab_run_batch(name: str, Ps: np.ndarray, steps: int, record_every: int = 1, metrics=GAP_ONLY,
@@ -231,7 +232,7 @@ def run_workload(w: Workload, *, with_peers: bool, log=print) -> list[dict]:
         m = timed["gamelab"]
         compile_s = max(first - m["median_s"], 0.0)
         ref = numpy_ref.batched(algo, Ps[: min(w.B, 16)], w.steps, eta=ETA, tau=TAU)
-        diff = float(np.max(np.abs(gaps_of(out)[: len(ref)] - ref)))
+        diff = float(np.max(np.abs(gaps_of(out, len(ref)) - ref)))
         del out
         rows.append(_row(w, algo, "gamelab", m, compile_s=compile_s, entry=entry, max_gap_diff_vs_numpy=diff,
                          metrics="exploitability" if optional else "all last-iterate",
