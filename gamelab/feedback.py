@@ -19,6 +19,13 @@ A :class:`Feedback` batch is the one pytree every sampled loss consumes (DESIGN 
 probabilities; sampled mode (:func:`sampled_pairs`) draws N pairs y ~ μ_a, y′ ~ μ_b with weight
 1/N and Bernoulli labels. Every loss is linear in the weights and labels, so the expected sampled
 loss gradient is the exact one (tests/test_sampled.py checks it statistically).
+
+*Group* feedback (EXO, whose loss compares K candidates at once) has fields shaped (G, Q): G groups,
+each the Q = K(K+1)/2 unordered pairs i ≤ j of its K candidates in ``numpy.triu_indices(K)``
+order (:func:`group_layout`). :func:`sampled_groups` labels the K(K−1)/2 pairs i < j of candidates
+drawn by the caller (a round robin; the K pairs (i, i) carry weight 0 and are there so that every
+candidate's own log-probabilities sit at a fixed index); :func:`exact_groups` is the population as
+one group of all n responses, each unordered pair weighted by its probability under μ⊗μ.
 """
 from __future__ import annotations
 
@@ -187,6 +194,37 @@ def sampled_pairs(key, oracle, y, y2, anchor_fn, ref_fn) -> Feedback:
     label = oracle.sample(key, y, y2)
     weight = jnp.full((n_pairs,), 1.0 / n_pairs, dtype=label.dtype)
     return Feedback(y, y2, label, weight, anchor_fn(y), anchor_fn(y2), ref_fn(y), ref_fn(y2))
+
+
+def group_layout(K: int):
+    """(I, J, diagonal) of group feedback over K candidates: pair q compares candidates I[q] ≤ J[q]
+    (``numpy.triu_indices(K)`` order) and pair ``diagonal[k]`` is (k, k). Static (numpy)."""
+    I, J = np.triu_indices(K)
+    return I, J, np.flatnonzero(I == J)
+
+
+def sampled_groups(key, oracle, y, anchor_fn, ref_fn) -> Feedback:
+    """Group feedback on candidates ``y`` (G, K) drawn by the caller: every pair i < j of a group
+    gets a Bernoulli label and weight 1/(G·K(K−1)/2); the pairs (i, i) weight 0 and label ½.
+    ``anchor_fn``/``ref_fn`` map the (G, K) candidates to log π_t / log π_ref (once per candidate)."""
+    G, K = y.shape
+    I, J, _ = group_layout(K)
+    off = jnp.asarray(I != J)
+    label = jnp.where(off, oracle.sample(key, y[:, I], y[:, J]), 0.5)
+    weight = jnp.broadcast_to(jnp.where(off, 2.0 / (G * K * (K - 1)), 0.0).astype(label.dtype), label.shape)
+    anchor, ref = anchor_fn(y), ref_fn(y)
+    return Feedback(y[:, I], y[:, J], label, weight, anchor[:, I], anchor[:, J], ref[:, I], ref[:, J])
+
+
+def exact_groups(oracle, logp, anchor, ref) -> Feedback:
+    """The population as one group (fields (1, n(n+1)/2)): every unordered pair {y, y′} of the n
+    responses with its probability under μ⊗μ (2·μ(y)·μ(y′) for y < y′, μ(y)² for y = y′, so a
+    response's pairs weigh 2·μ(y) in all) and exact label probabilities."""
+    I, J, _ = group_layout(logp.shape[-1])
+    p = jnp.exp(logp)
+    weight = jnp.where(jnp.asarray(I == J), 1.0, 2.0) * p[I] * p[J]
+    fb = Feedback(jnp.asarray(I), jnp.asarray(J), oracle.prob(I, J), weight, anchor[I], anchor[J], ref[I], ref[J])
+    return jax.tree.map(lambda z: z[None], fb)
 
 
 # ---------------------------------------------------------------------------------- Bradley–Terry

@@ -26,6 +26,9 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from gamelab.feedback import group_layout
 
 
 def _weighted(fb, per_pair):
@@ -79,13 +82,38 @@ def nash_md_pg_loss(h, h2, fb, tau):
 
 
 # ---------------------------------------------------------------- K candidates with rewards
-def exo_loss(h, ref, reward, beta=1.0, beta_r=1.0):
+def exo_loss(h, ref, reward, beta=1.0, beta_r=1.0, weight=None):
     """EXO (Ji et al. 2024) over K candidates per prompt, shapes (..., K): the reverse KL
-    KL(p_θ ‖ p_r) with p_θ = softmax(β·(h − log π_ref)) and p_r = softmax(r/β_r); mean over prompts.
+    KL(p_θ ‖ p_r) with p_θ = softmax(β·(h − log π_ref)) and p_r = softmax(r/β_r); mean over prompts
+    (or the sum weighted by ``weight``, shape (...)).
     Minimizing it drives π_θ toward π_ref·exp(r/β_r)^{1/β} mode-seekingly (reverse KL)."""
     log_p_theta = jax.nn.log_softmax(beta * (h - ref), axis=-1)
     log_p_r = jax.nn.log_softmax(reward / beta_r, axis=-1)
-    return jnp.mean(jnp.sum(jnp.exp(log_p_theta) * (log_p_theta - log_p_r), axis=-1))
+    kl = jnp.sum(jnp.exp(log_p_theta) * (log_p_theta - log_p_r), axis=-1)
+    return jnp.mean(kl) if weight is None else jnp.sum(weight * kl)
+
+
+def exo_group_loss(h, fb, beta):
+    """Iterative EXO on group feedback (:func:`gamelab.feedback.sampled_groups` /
+    :func:`~gamelab.feedback.exact_groups`, fields (G, Q)): per group, the EXO loss toward
+    π* ∝ π_ref·exp(ĝ/β) with the candidates' proposal π_t (self-normalized importance weights),
+    KL(softmax(h − log π_t) ‖ softmax(log π_ref − log π_t + ĝ/β)) over its K candidates, summed with
+    the groups' weights. ĝ_k = the weighted mean of candidate k's wins over the pairs it is in (a
+    round robin over the other K − 1 candidates: unbiased for P(y_k ≻ π_t), and the loss consistent
+    as K → ∞). Exact groups weigh candidate k's pairs 2·π_t(y_k), so the importance weights become
+    the population itself: ĝ = Pπ_t and the loss is KL(π_θ ‖ π_ref·exp(Pπ_t/β)/Z), minimized by
+    online IPO's step with τ = β. ``h``: log π_θ of the pairs' first responses (G, Q)."""
+    G, Q = fb.y.shape
+    I, J, diagonal = group_layout(int(round((np.sqrt(8 * Q + 1) - 1) / 2)))
+    w = fb.weight
+    zeros = jnp.zeros((G, diagonal.size), w.dtype)
+    wins = zeros.at[:, I].add(w * fb.label).at[:, J].add(w * (1.0 - fb.label))
+    seen = zeros.at[:, I].add(w).at[:, J].add(w)  # Σ of the weights of candidate k's pairs
+    safe = jnp.where(seen > 0, seen, 1.0)
+    # log-density each candidate was drawn with, per unit of its weight (+1e30: a candidate of weight 0)
+    proposal = jnp.where(seen > 0, fb.anchor[:, diagonal] - jnp.log(safe), 1e30)
+    reward = beta * (fb.ref[:, diagonal] - proposal) + wins / safe
+    return exo_loss(h[:, diagonal], proposal, reward, 1.0, beta, weight=0.5 * jnp.sum(seen, axis=-1))
 
 
 def dpo_k_loss(h, ref, reward, beta=1.0, beta_r=1.0):

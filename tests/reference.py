@@ -37,6 +37,7 @@ __all__ = [
     # updates
     "step_mwu", "step_omwu", "step_extragradient", "step_inpo", "step_nash_md", "step_mmd",
     "step_mpo", "step_comal", "fit_bradley_terry", "step_iterative_dpo", "step_iterative_ipo",
+    "step_exo",
     "step_fictitious_play", "step_regret_matching", "step_regret_matching_plus", "step_replicator",
     # driver
     "ALGORITHMS", "simulate",
@@ -486,6 +487,12 @@ def step_iterative_ipo(P, pi, ref, tau, mix=0.0):
     return _geometric([ref], [1.0], (P @ mu) / float(tau))
 
 
+def step_exo(P, pi, ref, beta):
+    """Iterative EXO: the reverse-KL projection onto π* ∝ ref·exp(Pπ/β) is π* itself (a tabular
+    policy represents it) — online IPO's step with τ = β."""
+    return step_iterative_ipo(P, pi, ref, beta)
+
+
 def step_nash_md_pg(P, pi, ref, eta, tau, mix):
     """Exact softmax policy gradient of J(π) = πᵀPμ − τ·KL(π‖ref) with μ ∝ π^{1−mix}·ref^{mix} fixed:
     ∂J/∂θ_k = π_k·(f_k − Σ_y π_y f_y), f = Pμ − τ·(log π − log ref) − τ; then θ ← θ + η·∂J/∂θ."""
@@ -620,6 +627,7 @@ ALGORITHMS: dict[str, Algorithm] = {
     "iterative_dpo": Algorithm(_no_state, _stateless(step_iterative_dpo, True), ("beta",),
                                {"fixed_ref": False, "ridge": 1e-8}),
     "iterative_ipo": Algorithm(_no_state, _stateless(step_iterative_ipo, True), ("tau",), {"mix": 0.0}),
+    "exo": Algorithm(_no_state, _stateless(step_exo, True), ("beta",), {}),
     "nash_md_pg": Algorithm(_no_state, _stateless(step_nash_md_pg, True), ("eta", "tau", "mix"), {}),
     "maxmin": Algorithm(lambda P, pi0, ref: np.ones(1), _maxmin, ("eta", "beta", "eta_w"), {}),
     "fictitious_play": Algorithm(lambda P, pi0, ref: (pi0.copy(), 1), _fp, (), {}),

@@ -75,6 +75,7 @@ EXTRA_SETTINGS = {
     "comal": [dict(eta=0.7, tau=0.5)],
     "iterative_dpo": [dict(fixed_ref=1)],
     "iterative_ipo": [dict(tau=1.0)],
+    "exo": [dict(beta=1.0)],
     "replicator": [dict(eta=4.0)],
     "nash_md_pg": [dict(eta=3.0, tau=0.3, mix=0.5)],
     "maxmin": [dict(eta=0.5, beta=1.0, eta_w=2.0)],

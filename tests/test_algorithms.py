@@ -167,6 +167,20 @@ def test_iterative_ipo_closed_form():
     np.testing.assert_allclose(one_step("iterative_ipo", tau=0.3), normalize(REF * np.exp(COMAL3 @ PI0 / 0.3)), atol=1e-14)
 
 
+def test_exo_closed_form_is_online_ipo_with_tau_beta():
+    """Iterative EXO's target π_ref·exp(Pπ/β) is representable by a tabular policy, so the
+    reverse-KL projection onto it is the target itself: log_softmax(ref + Pπ/β), iterative IPO's
+    step with τ = β and mix = 0 (also over several steps)."""
+    expected = log_softmax(np.log(REF) + COMAL3 @ PI0 / 0.3)
+    got = run("exo", COMAL3, steps=1, init=PI0, ref=REF, target=None, beta=0.3)
+    np.testing.assert_allclose(np.asarray(got.logp), expected, atol=1e-14)
+    np.testing.assert_array_equal(one_step("exo", beta=0.3), one_step("iterative_ipo", tau=0.3, mix=0.0))
+    kw = dict(steps=7, init=PI0, ref=REF, target=None)
+    np.testing.assert_array_equal(np.asarray(run("exo", COMAL3, beta=0.7, **kw).policy),
+                                  np.asarray(run("iterative_ipo", COMAL3, tau=0.7, **kw).policy))
+    assert get_algorithm("exo").hparams().beta == get_algorithm("iterative_ipo").hparams().tau
+
+
 def test_iterative_dpo_step_uses_bradley_terry_fit():
     """The fitted reward zeroes the weighted-logistic gradient; the policy is π·exp(r̂/β)."""
     r = run("iterative_dpo", COMAL3, steps=1, init=PI0, target=None, beta=0.5)

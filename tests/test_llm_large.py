@@ -6,6 +6,7 @@ enumerate, and games with several prompts (gamelab.llm.train with metrics='sampl
   never covers it) as well as away from it; and they are not wide for nothing.
 - A run over V^L = 16^5 ≈ 1e6 responses trains a small transformer with sampled metrics, and
   nothing in its compiled segment is as large as V^L² (nor even 2·V^L).
+- EXO (groups of candidates) on a transformer with sampled metrics, and on several prompts.
 - Several prompts with tabular logits and exact feedback: each prompt's trace is the tabular
   engine's on that prompt's lifted matrix (the prompts' logits are independent); a transformer
   shared by the prompts lowers the mean gap.
@@ -143,3 +144,23 @@ def test_a_transformer_on_several_prompts_lowers_the_mean_gap():
     assert gap[-1] < 0.75 * gap[0], gap
     for k in range(3):
         assert r.trace[f"prompt{k}_duality_gap"][-1] < r.trace[f"prompt{k}_duality_gap"][0], k
+
+
+def test_exo_trains_a_transformer_from_groups_of_sampled_candidates_and_tabular_prompts_exactly():
+    """EXO's groups of K candidates come from the policy's own sampler (PromptPairs without the
+    full distribution): a small transformer trains for a few steps with sampled metrics. With
+    tabular logits per prompt and exact feedback (one group of all responses per prompt), each
+    prompt's trace is the closed-form engine's (online IPO's step with τ = β)."""
+    game = sequence_game(4, 3, rule="count")
+    r = train("exo", game, steps=4, record_every=2, batch=32, metrics="sampled", eval_samples=256, progress=False,
+              model={"d_model": 8, "heads": 1, "layers": 1}, hparams={"lr": 3e-3})
+    assert r.config["algorithm"] == "exo" and np.all(np.isfinite(r.trace["loss"][1:]))
+    assert np.all(np.isfinite(r.trace["duality_gap"]))
+    game = sequence_game(3, 3, rule="count", prompts=2)
+    r = train("exo", game, steps=4, record_every=1, policy="tabular", feedback="exact", optimizer="sgd",
+              hparams={"updates": 300, "lr": 10.0, "beta": 0.5}, progress=False)
+    for k in range(2):
+        engine = run("exo", game.matrix(k), steps=4, record_every=1, beta=0.5)
+        assert np.ptp(np.asarray(engine.trace["duality_gap"])) > 1e-3  # a run that moves
+        np.testing.assert_allclose(r.trace[f"prompt{k}_duality_gap"], np.asarray(engine.trace["duality_gap"]),
+                                   rtol=0, atol=1e-9)

@@ -48,6 +48,10 @@ class SampledForm(NamedTuple):
     ``prox``: for prox-point meta-algorithms (COMAL) the inner algorithm's form; each step then
     runs ``hp.inner`` steps of it with the reference reset to π_k. ``defaults``: (field, value)
     pairs replacing the tabular defaults when feedback is sampled (noise needs smaller steps).
+    ``group``: K for a loss over groups of candidates (EXO): sampled feedback then draws
+    batch // K groups of K candidates from ``sampler[0]`` and labels every pair within a group
+    (:func:`gamelab.feedback.sampled_groups`); exact feedback is one group of all responses
+    (:func:`gamelab.feedback.exact_groups`). None: independent pairs.
     """
 
     loss: Callable[..., Any] | None
@@ -57,6 +61,7 @@ class SampledForm(NamedTuple):
     extragradient: bool = False
     prox: Any = None
     defaults: tuple[tuple[str, Any], ...] = ()
+    group: int | None = None
 
 
 class Algorithm(NamedTuple):

@@ -39,7 +39,7 @@ from jax import lax
 from gamelab.algorithms.base import Algorithm
 from gamelab.algorithms.mirror import geometric
 from gamelab.algorithms.prox import prox_solve
-from gamelab.feedback import MatrixOracle, NoisyOracle, exact_pairs, sampled_pairs
+from gamelab.feedback import MatrixOracle, NoisyOracle, exact_groups, exact_pairs, sampled_groups, sampled_pairs
 from gamelab.games import Game
 from gamelab.policies import Policy
 
@@ -87,9 +87,17 @@ def draw_feedback(form, game, hp, key, cur, anc, rf, *, feedback: str, batch: in
     ``form.sampler[1]`` (the policy ``cur``, or its geometric mixture with the reference),
     labelled by the game's oracle with label noise ``hp.flip``. ``cur``, ``anc`` and ``rf`` are
     the full log-distributions of the sampling policy, the anchor π_t and the reference.
-    ``feedback='exact'``: all pairs with exact weights and probabilities (``key``, ``batch`` unused)."""
+    ``feedback='exact'``: all pairs with exact weights and probabilities (``key``, ``batch`` unused).
+    A form with ``group`` K: batch // K groups of K candidates from ``form.sampler[0]``, every pair
+    within a group labelled (exact: one group of all responses)."""
     oracle = NoisyOracle(MatrixOracle(game.P), hp.flip)
     a, b = sampling_sides(form, hp, cur, rf)
+    if form.group is not None:
+        if feedback == "exact":
+            return exact_groups(oracle, a, anc, rf)
+        k_y, k_label = jax.random.split(key)
+        y = jax.random.categorical(k_y, a, shape=(batch // form.group, form.group))
+        return sampled_groups(k_label, oracle, y, lambda r: anc[r], lambda r: rf[r])
     if feedback == "exact":
         return exact_pairs(oracle, a, b, anc, rf)
     k_a, k_b, k_label = jax.random.split(key, 3)
@@ -140,6 +148,10 @@ def make_parametric(algo: Algorithm, policy: Policy, feedback: str = "sampled", 
         raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
     if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
         raise ValueError(f"batch must be a positive integer, got {batch!r}")
+    for f in (form, form.prox):
+        if f is not None and f.group is not None and feedback == "sampled" and batch < f.group:
+            raise ValueError(f"{algo.name} compares groups of {f.group} candidates: batch must be >= {f.group} "
+                             f"(it holds batch // {f.group} groups), got {batch}")
     opt = OPTIMIZERS[optimizer]()
     fields = algo.hparams._fields + EXTRA_FIELDS
     own = {**algo.hparams._field_defaults, **(dict(form.defaults) if feedback == "sampled" else {})}

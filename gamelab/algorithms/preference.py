@@ -6,6 +6,11 @@
   games a scalar reward cannot represent the preference and the policy collapses to a vertex.
 * ``iterative_ipo``: the IPO population optimum π_{t+1} ∝ π_ref·exp(Pμ_t/τ) against μ_t = π_t (online
   IPO) or the geometric mixture μ_t ∝ π_t^{1−mix}·π_ref^{mix} (IPO-MD; Calandriello et al. 2024).
+* ``exo``: iterative EXO (Ji et al. 2024) in a general-preference game: the target is
+  π*_t ∝ π_ref·exp(g_t/β), g_t = Pπ_t, and EXO takes the reverse-KL projection of the policy onto
+  it; a tabular policy represents π*_t, so the step is online IPO's with τ = β. Its sampled form
+  compares groups of K candidates from π_t, each candidate's win rate estimated by a round robin
+  within its group (:func:`gamelab.losses.exo_group_loss`).
 """
 from __future__ import annotations
 
@@ -37,6 +42,13 @@ class IPOHP(NamedTuple):
     mix: float = 0.0  # the opponents μ ∝ π_t^{1−mix}·π_ref^{mix}: 0 = online IPO, > 0 = IPO-MD
 
 
+class EXOHP(NamedTuple):
+    beta: float = 0.1  # the KL strength (iterative_ipo's τ)
+
+
+EXO_GROUP = 8  # candidates per group in EXO's sampled form (a batch of B holds B // 8 groups)
+
+
 def dpo_init(game, hp, logp, ref):
     return DPOState(logp=logp, ref=ref, reward=jnp.zeros_like(logp))
 
@@ -53,12 +65,21 @@ def ipo_step(game, hp, s):
     return RefState(jax.nn.log_softmax(s.ref + win_rates(game, mu) / hp.tau), s.ref)
 
 
+def exo_step(game, hp, s):
+    """The reverse-KL projection onto π* ∝ π_ref·exp(Pπ_t/β) is π* itself (tabular policy)."""
+    return ipo_step(game, IPOHP(tau=hp.beta, mix=0.0), s)
+
+
 def dpo(hp, h, h2, fb):
     return losses.dpo_loss(h, h2, fb, hp.beta, use_anchor=hp.fixed_ref == 0)
 
 
 def ipo(hp, h, h2, fb):
     return losses.ipo_loss(h, h2, fb, hp.tau)
+
+
+def exo(hp, h, h2, fb):
+    return losses.exo_group_loss(h, fb, hp.beta)
 
 
 ITERATIVE_DPO = register(Algorithm(
@@ -72,4 +93,10 @@ ITERATIVE_IPO = register(Algorithm(
     "iterative (online) IPO population optimum: π ∝ π_ref·exp(Pμ_t/τ), μ_t ∝ π_t^{1−mix}·π_ref^{mix}"
     " (mix = 0: online IPO, mix > 0: IPO-MD)",
     SampledForm(ipo, sampler=("mixture", "mixture"), mix=lambda hp: hp.mix),
+))
+EXO = register(Algorithm(
+    "exo", EXOHP, (("beta", "positive"),), init_ref, exo_step, "none",
+    "iterative EXO: reverse-KL projection onto π_ref·exp(Pπ_t/β) (tabular: online IPO with τ = β); sampled: "
+    f"groups of {EXO_GROUP} candidates from π_t, win rates by round robin",
+    SampledForm(exo, group=EXO_GROUP),
 ))

@@ -10,6 +10,9 @@ array — never the lifted (V^L, V^L) matrix), with label noise ``flip``.
 * ``enumerate=True``: the state keeps each prompt's full log-distribution (prompts, V^L); pairs
   are drawn from it (either sampler, the geometric mixture included) or, with
   ``feedback='exact'``, all prompts × V^L² pairs are weighted exactly.
+* A loss over groups of K candidates (EXO, ``form.group``): batch // K prompts, K candidates each,
+  every pair within a group labelled (:func:`gamelab.feedback.sampled_groups`); exact: one group
+  of all V^L responses per prompt.
 * ``enumerate=False``: nothing of size V^L is built. y, y′ come from the policy's own sampler
   (the transformer: autoregressively) and log π_t, log π_ref of them from ``policy.logprob``.
   Only the current policy can be sampled so: an algorithm whose pairs come from the geometric
@@ -25,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gamelab.algorithms.parametric import sampling_sides
-from gamelab.feedback import NoisyOracle, _bernoulli, exact_pairs, sampled_pairs
+from gamelab.feedback import NoisyOracle, _bernoulli, exact_groups, exact_pairs, sampled_groups, sampled_pairs
 
 
 class ClassOracle(NamedTuple):
@@ -67,7 +70,10 @@ class PromptPairs(NamedTuple):
         if self.enumerate:
             a, b = sampling_sides(form, hp, cur[1], rf[1])
             if self.feedback == "exact":
-                return self._exact(game, hp, a, b, anc[1], rf[1])
+                return self._exact(game, hp, a, b, anc[1], rf[1], form.group is not None)
+        if form.group is not None:
+            return self._groups(policy, form.group, game, hp, (k_x, k_a, k_label), cur, anc, rf,
+                                a if self.enumerate else None)
         x = jax.random.categorical(k_x, jnp.log(game.weights), shape=(self.batch,))
         if self.enumerate:
             y, y2 = jax.random.categorical(k_a, a[x]), jax.random.categorical(k_b, b[x])
@@ -78,12 +84,35 @@ class PromptPairs(NamedTuple):
         fb = sampled_pairs(k_label, NoisyOracle(game.given(x), hp.flip), y, y2, anchor, ref)
         return fb._replace(x=x)
 
-    def _exact(self, game, hp, a, b, anc, rf):
-        """Every (prompt, y, y′) with weight w_x·μ_a(y | x)·μ_b(y′ | x) and its exact probability."""
+    def _groups(self, policy, K, game, hp, keys, cur, anc, rf, a):
+        """Group feedback: batch // K prompts, K candidates per prompt from the sampling policy
+        (``a``: the full log-distributions of sampler[0]; None: the current policy's own sampler),
+        every pair within a group labelled."""
+        k_x, k_y, k_label = keys
+        G = self.batch // K
+        x = jax.random.categorical(k_x, jnp.log(game.weights), shape=(G,))
+        xk = jnp.repeat(x, K)  # one prompt per candidate, flat (what every policy's sampler takes)
+        if self.enumerate:
+            y = jax.random.categorical(k_y, a[xk]).reshape(G, K)
+            anchor, ref = (lambda r: anc[1][x[:, None], r]), (lambda r: rf[1][x[:, None], r])
+        else:
+            y = policy.sample(cur[0], k_y, (G * K,), xk).reshape(G, K)
+            anchor = lambda r: policy.logprob(anc[0], r.reshape(-1), xk).reshape(G, K)  # noqa: E731
+            ref = lambda r: policy.logprob(rf[0], r.reshape(-1), xk).reshape(G, K)  # noqa: E731
+        fb = sampled_groups(k_label, NoisyOracle(game.given(x[:, None]), hp.flip), y, anchor, ref)
+        return fb._replace(x=jnp.broadcast_to(x[:, None], fb.y.shape))
+
+    def _exact(self, game, hp, a, b, anc, rf, group=False):
+        """Every (prompt, y, y′) with weight w_x·μ_a(y | x)·μ_b(y′ | x) and its exact probability
+        (``group``: one group of all responses per prompt, weighted w_x, fields (prompts, Q))."""
         xs = jnp.arange(self.prompts)
-        fb = jax.vmap(lambda x, *d: exact_pairs(NoisyOracle(game.given(x), hp.flip), *d))(xs, a, b, anc, rf)
-        fb = fb._replace(weight=fb.weight * game.weights[:, None], x=jnp.broadcast_to(xs[:, None], fb.y.shape))
-        return jax.tree.map(lambda z: z.reshape(-1), fb)
+        if group:
+            fb = jax.vmap(lambda x, *d: exact_groups(NoisyOracle(game.given(x), hp.flip), *d))(xs, a, anc, rf)
+        else:
+            fb = jax.vmap(lambda x, *d: exact_pairs(NoisyOracle(game.given(x), hp.flip), *d))(xs, a, b, anc, rf)
+        per_prompt = xs.reshape((-1,) + (1,) * (fb.y.ndim - 1))
+        fb = fb._replace(weight=fb.weight * game.weights[per_prompt], x=jnp.broadcast_to(per_prompt, fb.y.shape))
+        return jax.tree.map(lambda z: z.reshape((-1,) + z.shape[2:]), fb)  # groups (prompts, Q); pairs flat
 
 
 def check_streamable(algo, hp) -> None:
