@@ -234,7 +234,7 @@ def run(
                f"{float(result.final['exploitability']):.3e}); average iterate {float(result.final['avg_duality_gap']):.3e}")
 
 
-DEMO = [  # (label, algorithm, hyper-parameters, steps): every registered algorithm
+DEMO = [  # (label, algorithm, hyper-parameters, steps): every registered algorithm of one population
     ("mwu (=SPPO)", "mwu", {"eta": 0.1}, 2000),
     ("omwu", "omwu", {"eta": 1.0}, 2000),
     ("extragradient", "extragradient", {"eta": 1.0}, 2000),
@@ -245,6 +245,7 @@ DEMO = [  # (label, algorithm, hyper-parameters, steps): every registered algori
     ("mpo", "mpo", {"eta": 0.1, "tau": 0.1, "refresh_every": 200}, 2000),
     ("comal", "comal", {"eta": 0.1, "tau": 0.1, "inner": 200}, 10),
     ("iterative_ipo", "iterative_ipo", {"tau": 0.1}, 2000),
+    ("exo", "exo", {"beta": 0.1}, 2000),  # closed form = iterative_ipo's (τ = β); they differ when sampled
     ("iterative_dpo", "iterative_dpo", {"beta": 1.0}, 2000),
     ("fictitious_play", "fictitious_play", {}, 2000),
     ("regret_matching", "regret_matching", {}, 2000),
