@@ -209,12 +209,47 @@ def dpo_fit_converged(P, hp, traj, states):
     return np.array(ok)
 
 
+DPO_MIN_CURVATURE = 1e-7  # ten times the default ridge (1e-8): below it the ridge, not the data, sets the fit
+
+
+def dpo_fit_curvature(hp, traj, states):
+    """Per step t = 1..T: the smallest curvature of the Bradley–Terry fit on π_{t−1}⊗π_{t−1} at its
+    reward, over the responses π_{t−1} weights, excluding the shift direction (the loss is
+    shift-invariant). Near zero when the compared responses are (nearly) separable by the
+    preferences — deterministic ones, a vertex policy: the likelihood alone would send reward
+    differences to infinity, the tiny ridge holds them, and two correct solvers may then return
+    rewards that differ far beyond their gradient tolerance (a regression from hypothesis 6.155's
+    examples: 0/1 preferences from a vertex start, fixed reference)."""
+    out = []
+    for t in range(1, traj.shape[0]):
+        pi = traj[t - 1]
+        r = np.asarray(states.reward[t - 1])
+        s = 1.0 / (1.0 + np.exp(-(r[:, None] - r[None, :])))
+        c = np.outer(pi, pi) * s * (1.0 - s)
+        c = c + c.T
+        hess = np.diag(c.sum(axis=1)) - c
+        live = pi > 1e-12
+        k = int(live.sum())
+        if k < 2:
+            out.append(0.0)
+            continue
+        h = hess[np.ix_(live, live)]
+        basis = np.linalg.qr(np.eye(k) - 1.0 / k)[0][:, : k - 1]  # orthonormal, orthogonal to the shift
+        out.append(float(np.linalg.eigvalsh(basis.T @ h @ basis).min()))
+    return np.array(out)
+
+
 def comparable_steps(name, hp, P, pe, pr, states):
     """How many leading entries π_0..π_{k−1} of the trajectories are determined by the algorithm
     rather than by rounding (all of them, except after the situations below)."""
     T = pe.shape[0]
     if name == "iterative_dpo":
-        ok = dpo_fit_converged(P, hp, pe, states)
+        # Compare up to the first fit that the ridge, not the data, determines (see dpo_fit_curvature):
+        # there a gradient at rounding level still leaves the reward undetermined by ~eps/curvature.
+        curvature = dpo_fit_curvature(hp, pe, states)
+        weak = np.flatnonzero(curvature < DPO_MIN_CURVATURE)
+        T = T if weak.size == 0 else 1 + int(weak[0])
+        ok = dpo_fit_converged(P, hp, pe[:T], states)
         assert ok.all(), f"the Bradley–Terry fit did not converge at step {1 + int(np.argmin(ok))}"
         return T
     if name in ("regret_matching", "regret_matching_plus"):
@@ -567,3 +602,31 @@ def test_every_metric_function_is_checked():
               and getattr(v, "__module__", None) == M.__name__}
     assert public - checked - helpers == set(), f"metrics without a reference check: {public - checked - helpers}"
     assert set(M.METRIC_NAMES) <= set(TRACE_METRICS), set(M.METRIC_NAMES) - set(TRACE_METRICS)
+
+
+# Regression: hypothesis 6.155 drew these (0/1 preferences, a vertex start, fixed reference); the
+# Bradley–Terry fits there are held by the ridge alone and the two solvers' rewards differ far
+# beyond their gradient tolerance (π off by 1.6e-5 after 37 steps; "fit did not converge"). The
+# comparison now stops at the first ridge-dominated fit (comparable_steps); the engine's policies
+# stay valid distributions throughout.
+SEPARABLE = [
+    ([[0.5, 0, 1, 0, 0.75], [1, 0.5, 0, 1, 0], [0, 1, 0.5, 0, 0], [1, 0, 1, 0.5, 0], [0.25, 1, 1, 1, 0.5]],
+     [0.5, 0.5, 0.75, 0.125, 1.0], 0.5),
+    ([[0.5, 0, 0, 0, 1], [1, 0.5, 0, 0, 0], [1, 1, 0.5, 0, 0], [1, 1, 1, 0.5, 0], [0, 1, 1, 1, 0.5]],
+     [1, 1, 1, 1, 1], 1.0),
+    ([[0.5, 0, 0, 0, 0], [1, 0.5, 0, 0, 0], [1, 1, 0.5, 0, 1], [1, 1, 1, 0.5, 0], [1, 1, 0, 1, 0.5]],
+     [1, 1, 1, 1, 0.5], 1.0),
+]
+
+
+@pytest.mark.parametrize("P, ref, beta", SEPARABLE)
+def test_iterative_dpo_on_separable_preferences_matches_until_the_ridge_decides(P, ref, beta):
+    P, ref = np.asarray(P, float), np.asarray(ref, float) / np.sum(ref)
+    pi0 = np.array([0.0, 0.0, 0.0, 0.0, 1.0])
+    algo = get_algorithm("iterative_dpo")
+    hp = make_hp(algo, beta=beta, fixed_ref=1)
+    pe, states = engine_trajectory("iterative_dpo", P, hp, pi0, ref)
+    pr = reference_trajectory("iterative_dpo", P, hp, pi0, ref)
+    assert np.all(np.isfinite(pe)) and np.allclose(pe.sum(axis=1), 1.0) and np.all(pe >= 0)
+    assert_trajectories_match("iterative_dpo", hp, pe, pr, states, P)
+    assert dpo_fit_curvature(hp, pe, states).min() < DPO_MIN_CURVATURE  # the situation it guards against
