@@ -203,6 +203,11 @@ def group_layout(K: int):
     return I, J, np.flatnonzero(I == J)
 
 
+def group_pairs_layout(Q: int):
+    """:func:`group_layout` of group feedback with Q = K(K+1)/2 pairs per group (K from Q)."""
+    return group_layout(int(round((np.sqrt(8 * Q + 1) - 1) / 2)))
+
+
 def sampled_groups(key, oracle, y, anchor_fn, ref_fn) -> Feedback:
     """Group feedback on candidates ``y`` (G, K) drawn by the caller: every pair i < j of a group
     gets a Bernoulli label and weight 1/(G·K(K−1)/2); the pairs (i, i) weight 0 and label ½.

@@ -26,9 +26,8 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from gamelab.feedback import group_layout
+from gamelab.feedback import group_pairs_layout
 
 
 def _weighted(fb, per_pair):
@@ -104,7 +103,7 @@ def exo_group_loss(h, fb, beta):
     the population itself: ĝ = Pπ_t and the loss is KL(π_θ ‖ π_ref·exp(Pπ_t/β)/Z), minimized by
     online IPO's step with τ = β. ``h``: log π_θ of the pairs' first responses (G, Q)."""
     G, Q = fb.y.shape
-    I, J, diagonal = group_layout(int(round((np.sqrt(8 * Q + 1) - 1) / 2)))
+    I, J, diagonal = group_pairs_layout(Q)
     w = fb.weight
     zeros = jnp.zeros((G, diagonal.size), w.dtype)
     wins = zeros.at[:, I].add(w * fb.label).at[:, J].add(w * (1.0 - fb.label))

@@ -210,6 +210,28 @@ def test_exo_needs_a_batch_of_at_least_one_group():
         run("exo", COMAL3, steps=1, feedback="sampled", batch=4)
 
 
+class _CountingTabular(TabularPolicy):
+    """A tabular policy that records how many responses each log-probability call scores."""
+
+    scored: list = []
+
+    def logprob(self, params, y, x=0):
+        type(self).scored.append(int(np.size(y)))
+        return super().logprob(params, y, x)
+
+
+def test_exo_scores_each_candidate_once_per_update():
+    """The optimizer step on group feedback scores a group's K candidates once each (batch
+    responses), not both sides of every within-group pair (2·G·K(K+1)/2: 2304 for 256 at K = 8)."""
+    policy = _CountingTabular(3)
+    _CountingTabular.scored.clear()
+    algo = make_parametric(get_algorithm("exo"), policy, "sampled", 256, "sgd")
+    hp = algo.make_hparams(seed=0)
+    logp = jnp.full(3, -jnp.log(3.0))
+    algo.step(Game(jnp.asarray(COMAL3)), hp, algo.init(Game(jnp.asarray(COMAL3)), hp, logp, logp))
+    assert _CountingTabular.scored and max(_CountingTabular.scored) == 256, _CountingTabular.scored
+
+
 def test_exo_runs_from_the_command_line_with_sampled_feedback():
     out = cli_json("run", "exo", "comal3", "--feedback", "sampled", "--batch", "256", "--steps", "200")
     assert out["algorithm"] == "exo" and out["hparams"]["beta"] == 0.1 and np.isfinite(out["loss"])

@@ -39,7 +39,8 @@ from jax import lax
 from gamelab.algorithms.base import Algorithm
 from gamelab.algorithms.mirror import geometric
 from gamelab.algorithms.prox import prox_solve
-from gamelab.feedback import MatrixOracle, NoisyOracle, exact_groups, exact_pairs, sampled_groups, sampled_pairs
+from gamelab.feedback import (MatrixOracle, NoisyOracle, exact_groups, exact_pairs, group_pairs_layout,
+                              sampled_groups, sampled_pairs)
 from gamelab.games import Game
 from gamelab.policies import Policy
 
@@ -163,12 +164,22 @@ def make_parametric(algo: Algorithm, policy: Policy, feedback: str = "sampled", 
     def draw(f, game, hp, key, cur, anc, rf):
         return pairs.draw(policy, f, game, hp, key, cur, anc, rf)
 
-    def optimize(loss, hp, params, opt_state, fb):
-        x = 0 if fb.x is None else jnp.concatenate([fb.x, fb.x])
+    def optimize(f, hp, params, opt_state, fb):
+        loss = f.loss
+        if f.group is None:
+            x = 0 if fb.x is None else jnp.concatenate([fb.x, fb.x])
 
-        def objective(p):
-            h = policy.logprob(p, jnp.concatenate([fb.y, fb.y2]), x)  # one pass over both sides
-            return loss(hp, h[: fb.y.shape[0]], h[fb.y.shape[0]:], fb)
+            def objective(p):
+                h = policy.logprob(p, jnp.concatenate([fb.y, fb.y2]), x)  # one pass over both sides
+                return loss(hp, h[: fb.y.shape[0]], h[fb.y.shape[0]:], fb)
+        else:  # group feedback (G, Q): each of a group's K candidates scored once, not once per pair
+            I, J, diagonal = group_pairs_layout(fb.y.shape[-1])
+            y = fb.y[:, diagonal]
+            x = 0 if fb.x is None else fb.x[:, diagonal].reshape(-1)
+
+            def objective(p):
+                h = policy.logprob(p, y.reshape(-1), x).reshape(y.shape)
+                return loss(hp, h[:, I], h[:, J], fb)
 
         def update(carry):
             i, p, o, first = carry
@@ -189,9 +200,9 @@ def make_parametric(algo: Algorithm, policy: Policy, feedback: str = "sampled", 
         fb = draw(f, game, hp, k_batch, now, now, ref)
         opt_state = s.opt
         if f.extragradient:  # EGPO: pairs for the full step come from the half-step policy
-            half, opt_state, _ = optimize(f.loss, hp, s.params, opt_state, fb)
+            half, opt_state, _ = optimize(f, hp, s.params, opt_state, fb)
             fb = draw(f, game, hp, k_full, (half, pairs.view(policy, half)), now, ref)
-        params, opt_state, loss = optimize(f.loss, hp, s.params, opt_state, fb)
+        params, opt_state, loss = optimize(f, hp, s.params, opt_state, fb)
         logp = pairs.view(policy, params)
         t = s.t + 1
         ref, ref_logp = s.ref, s.ref_logp
