@@ -170,10 +170,9 @@ def gamelab_runner(name: str, Ps: np.ndarray, steps: int, record_every: int = 1,
         kwargs = {"steps": steps, "record_every": record_every, **_options(simulate_batch, metrics, average)}
         mesh = runs_mesh(B, sharded)
         if mesh is not None:
-            import jax
-            from jax.sharding import NamedSharding, PartitionSpec
+            from gamelab.hosts import shard_runs
 
-            args = jax.device_put(args, NamedSharding(mesh, PartitionSpec(mesh.axis_names[0])))
+            args = shard_runs(args, mesh)
 
         def call():
             return _simulate_batch_jit(algo, *args, **kwargs)

@@ -46,10 +46,9 @@ def run(quick: bool = False, large_steps: int = 1000, log=print, only=None) -> l
         logp = jnp.full((w.B, w.n), -np.log(w.n), dtype=jnp.float64)
         mesh = runs_mesh(w.B, True)  # the games sharded over the devices as gamelab's runs are
         if mesh is not None:
-            import jax
-            from jax.sharding import NamedSharding, PartitionSpec
+            from gamelab.hosts import shard_runs
 
-            Ps, logp = jax.device_put((Ps, logp), NamedSharding(mesh, PartitionSpec(mesh.axis_names[0])))
+            Ps, logp = shard_runs((Ps, logp), mesh)
         variants = (
             (False, jnp.float64, "bare step (matvec + log-softmax)"),
             (True, jnp.float64, "bare step + gap from the same matvec"),

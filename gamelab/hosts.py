@@ -19,7 +19,7 @@ import warnings
 
 import jax
 import numpy as np
-from jax.sharding import Mesh
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 _FORCED = re.compile(r"--xla_force_host_platform_device_count=(\d+)")
 
@@ -69,3 +69,11 @@ def local_mesh(runs: int | None = None, axis: str = "runs") -> Mesh | None:
     if runs is not None:
         k = max(d for d in range(1, k + 1) if runs % d == 0)
     return Mesh(np.array(devices[:k]), (axis,)) if k > 1 else None
+
+
+def shard_runs(tree, mesh: Mesh | None):
+    """Every array of ``tree`` split along its leading (run) axis over ``mesh``'s one axis (None:
+    unchanged); each device then computes its runs with no communication."""
+    if mesh is None:
+        return tree
+    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec(mesh.axis_names[0])))

@@ -16,10 +16,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.sharding import NamedSharding, PartitionSpec
 
 from gamelab.algorithms import Algorithm, get_algorithm
 from gamelab.games.core import Game, make_game, make_group_game, symmetrized, validate_matrices
+from gamelab.hosts import shard_runs
 from gamelab.metrics import METRIC_NAMES, group_metrics, policy_metrics
 from gamelab.nash import exact_nash
 
@@ -140,10 +140,12 @@ def segment(algo: Algorithm, game: Game, hp, carry, ref_logp, target_logp, metri
 
 
 def final_row(algo: Algorithm, game: Game, hp, carry, ref_logp, target_logp, metric_tau, *,
-              record_policy: bool = False, record_average: bool = True, metrics=None):
-    """The metrics of ``carry`` (the last row of a segmented run's trace)."""
+              record_policy: bool = False, record_average: bool = True, metrics=None, record=None):
+    """The metrics of ``carry`` (the last row of a segmented run's trace); ``record``: as in
+    :func:`segment`."""
     record, _, _ = _driver(algo, game, hp, ref_logp, target_logp, metric_tau, record_every=1,
-                           record_policy=record_policy, record_average=record_average, metrics=metrics)
+                           record_policy=record_policy, record_average=record_average, metrics=metrics,
+                           record=record)
     return record(carry)
 
 
@@ -481,7 +483,7 @@ def run_batch(algorithm, games, *, steps: int, record_every: int = 1, hparams: d
     if mesh is not None:
         if B % mesh.size:
             raise ValueError(f"a batch of {B} runs cannot be split evenly over {mesh.size} devices")
-        args = jax.device_put(args, NamedSharding(mesh, PartitionSpec(mesh.axis_names[0])))
+        args = shard_runs(args, mesh)
     fn = _simulate_batch_jit if jit else simulate_batch
     state, avg, trace, final = fn(algo, *args, steps=steps, record_every=record_every, record_policy=record_policy,
                                   record_average=record_average, metrics=names)

@@ -88,14 +88,14 @@ def test_a_million_responses_train_with_sampled_metrics_and_nothing_of_size_VL_s
     n = game.n
     monkeypatch.setattr(type(game), "matrix", lambda *a: pytest.fail("the lifted matrix was built"))
     seen = {}
-    original = T._oracle_segment
+    original = T._segment
 
-    def spy(algo, policy, mesh, rec, *args, **static):
-        seen["largest"] = max(_sizes(jax.make_jaxpr(lambda *a: T._oracle_advance(algo, policy, mesh, rec, *a,
-                                                                                  **static))(*args).jaxpr))
-        return original(algo, policy, mesh, rec, *args, **static)
+    def spy(algo, policy, mesh, *args, **static):
+        seen["largest"] = max(_sizes(jax.make_jaxpr(lambda *a: T._advance(algo, policy, mesh, *a,
+                                                                           **static))(*args).jaxpr))
+        return original(algo, policy, mesh, *args, **static)
 
-    monkeypatch.setattr(T, "_oracle_segment", spy)
+    monkeypatch.setattr(T, "_segment", spy)
     r = train("inpo", game, steps=2, record_every=1, batch=16, eval_samples=256, progress=False,
               model={"d_model": 8, "heads": 1, "layers": 1}, hparams={"lr": 3e-3})
     assert r.config["metrics"] == "sampled" and r.logp is None  # chosen automatically beyond MAX_ENUMERATED

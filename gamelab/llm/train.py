@@ -126,22 +126,28 @@ def _begin(algo, policy, mesh, G, hp, init_logp, ref_logp):
     return _canonical(start(algo, G, hp, init_logp, ref_logp, record_average=False), policy, mesh)
 
 
-def _advance(algo, policy, mesh, G, hp, carry, ref_logp, tau, *, intervals, record_every):
+def _recording(rec, policy, G, ev):
+    """The segment's recordings: the driver's own metrics of the lifted matrix G (``rec`` None), or
+    the class-marginal ones of :func:`_record` (several prompts, or sampled metrics)."""
+    return None if rec is None else partial(_record, rec, policy, G, ev)
+
+
+def _advance(algo, policy, mesh, G, ev, hp, carry, ref_logp, tau, *, rec, intervals, record_every):
     carry, rows = segment(algo, G, hp, carry, ref_logp, None, tau, intervals=intervals, record_every=record_every,
-                          **_STATIC)
+                          record=_recording(rec, policy, G, ev), **_STATIC)
     return _canonical(carry, policy, mesh), rows
 
 
-def _end(algo, G, hp, carry, ref_logp, tau):
-    return final_row(algo, G, hp, carry, ref_logp, None, tau, **_STATIC)
+def _end(algo, policy, rec, G, ev, hp, carry, ref_logp, tau):
+    return final_row(algo, G, hp, carry, ref_logp, None, tau, record=_recording(rec, policy, G, ev), **_STATIC)
 
 
 _start = jax.jit(_begin, static_argnums=(0, 1, 2))
 # The carry is donated: a segment's parameters and optimizer state replace the previous ones in
 # place instead of holding both (twice the model's training state) on the device.
-_segment = jax.jit(_advance, static_argnums=(0, 1, 2), static_argnames=("intervals", "record_every"),
+_segment = jax.jit(_advance, static_argnums=(0, 1, 2), static_argnames=("rec", "intervals", "record_every"),
                    donate_argnames=("carry",))
-_final = jax.jit(_end, static_argnums=(0,))
+_final = jax.jit(_end, static_argnums=(0, 1, 2))
 
 
 def _multiprocess(mesh) -> bool:
@@ -282,18 +288,6 @@ def _record(rec: Recorder, policy, game: ClassOracle, ev: Evaluation, carry) -> 
     return stacked
 
 
-def _oracle_advance(algo, policy, mesh, rec, game, ev, hp, carry, *, intervals, record_every):
-    """The driver's segment (:func:`gamelab.run.segment`) with these recordings."""
-    carry, rows = segment(algo, game, hp, carry, None, None, None, intervals=intervals, record_every=record_every,
-                          record_average=False, record=partial(_record, rec, policy, game, ev))
-    return _canonical(carry, policy, mesh), rows
-
-
-_oracle_segment = jax.jit(_oracle_advance, static_argnums=(0, 1, 2, 3), static_argnames=("intervals", "record_every"),
-                          donate_argnames=("carry",))
-_oracle_final = jax.jit(_record, static_argnums=(0, 1))
-
-
 def _per_prompt_trace(stacked: dict, weights: np.ndarray, mode: str) -> dict:
     """Trace columns from stacked recordings (R, prompts, …): ``<metric>`` the prompt-weighted mean
     (its ``_lo``/``_hi`` from the Bonferroni-level intervals, index 1) and, with several prompts,
@@ -402,6 +396,7 @@ def train(algorithm: str, game: SequenceGame, *, steps: int, record_every: int =
     uniform = np.full(n, -np.log(n))
     tau = _metric_tau(algo, hp, None)
     star = np.stack([game.class_nash(x) for x in range(prompts)])  # one LP per prompt, not one per row
+    rec = ev = None  # the driver's own recordings
     if driver:
         args = _device_args(game.matrix(0), hp, uniform, uniform, None, tau, jnp.float64)
         G, hp_dev, init_l, ref_l, _, tau_dev = _global(args, mesh)
@@ -413,7 +408,7 @@ def train(algorithm: str, game: SequenceGame, *, steps: int, record_every: int =
                         None if tau is None or mode == "sampled" else jnp.asarray(tau, dt))
         rec = Recorder(mode, int(eval_samples), (float(level), 1 - (1 - float(level)) / prompts))
         G, ev, hp_dev, init_l = _global((oracle, ev, _cast(hp, dt), jnp.asarray(uniform, dt)), mesh)
-        ref_l = init_l
+        ref_l, tau_dev = init_l, None
     intervals = steps // record_every
     rows: list[dict] = []
     done, manager = 0, None
@@ -442,12 +437,8 @@ def train(algorithm: str, game: SequenceGame, *, steps: int, record_every: int =
         bar = tqdm(total=steps, initial=done * record_every, unit="step", desc=f"{algorithm} on {game.spec}")
     while done < intervals:
         k = min(checkpoint_every, intervals - done)
-        if driver:
-            carry, new = _segment(algo, pol, mesh, G, hp_dev, carry, ref_l, tau_dev, intervals=k,
-                                  record_every=record_every)
-        else:
-            carry, new = _oracle_segment(algo, pol, mesh, rec, G, ev, hp_dev, carry, intervals=k,
-                                         record_every=record_every)
+        carry, new = _segment(algo, pol, mesh, G, ev, hp_dev, carry, ref_l, tau_dev, rec=rec, intervals=k,
+                              record_every=record_every)
         new = _host(new, mesh)
         rows += [{key: v[i] for key, v in new.items()} for i in range(k)]
         done += k
@@ -463,9 +454,10 @@ def train(algorithm: str, game: SequenceGame, *, steps: int, record_every: int =
         bar.close()
     if manager is not None:
         manager.close()
+    final = _host(_final(algo, pol, rec, G, ev, hp_dev, carry, ref_l, tau_dev), mesh)
+    stacked = {key: np.stack([r[key] for r in rows] + [final[key]]) for key in final}
     if driver:
-        final = _host(_final(algo, G, hp_dev, carry, ref_l, tau_dev), mesh)
-        trace = {key: np.stack([r[key] for r in rows] + [final[key]]) for key in final}
+        trace = stacked
         q = np.asarray(jax.vmap(lambda p: class_marginal(game, jnp.log(p)))(jnp.asarray(trace["policy"])))
         trace["class_marginal"] = q
         support = star[0] > 0
@@ -474,8 +466,6 @@ def train(algorithm: str, game: SequenceGame, *, steps: int, record_every: int =
         trace["kl_to_class_nash"] = np.sum(np.where(support, terms, 0.0), axis=-1)
         logp = _host(carry[0].logp, mesh)
     else:
-        final = _host(_oracle_final(rec, pol, G, ev, carry), mesh)
-        stacked = {key: np.stack([r[key] for r in rows] + [final[key]]) for key in final}
         trace = _per_prompt_trace(stacked, weights, mode)
         logp = None if mode == "sampled" else _host(carry[0].logp, mesh)
     result = TrainResult(recorded_steps(steps, record_every), trace, logp, config, time.time() - t0, resumed)
