@@ -1,0 +1,149 @@
+"""Transformer training throughput on sequence games: ms per step, response tokens/s, one recording.
+
+    python benchmarks/llm_throughput.py                          # V^L = 10^5 and 16^5 ≈ 1.05·10^6
+    python benchmarks/llm_throughput.py --sizes 10x5 --steps 100 --d-model 128 --layers 4 --batch 1024
+    python benchmarks/llm_throughput.py --out DIR                # results.json / results.md there
+
+The same work as ``gamelab llm run ALGO --game GAME --vocab V --length L --metrics sampled``: pairs
+drawn from the transformer's own sampler (token by token), labelled by the class oracle, one
+optimizer update per step, and every ``record_every`` steps the sampled exploitability, duality
+gap and KL to the class Nash with simultaneous confidence intervals from ``--eval-samples``
+responses. Nothing of size V^L is built.
+
+Method: each size is trained with two recording intervals, T (a recording at step 0 and at the
+end: 2) and T/5 (6 recordings), each twice in one process; the second, compiled, call is timed
+(``train`` compiles once per configuration). One recording costs (t₆ − t₂)/4; a step costs
+(t₂ − 2·recording)/T. Response tokens per step: the 2·batch responses of its pairs × L (each is
+sampled token by token, then scored under π_t, π_ref and in the gradient).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import common  # noqa: E402
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """'10x5,16x5' -> [(10, 5), (16, 5)] (vocabulary × length)."""
+    sizes = []
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        v, sep, l_ = item.partition("x")
+        if not sep or not v.isdigit() or not l_.isdigit() or int(v) < 2 or int(l_) < 1:
+            raise ValueError(f"a size is VOCABxLENGTH with VOCAB >= 2 and LENGTH >= 1, got {item!r}")
+        sizes.append((int(v), int(l_)))
+    if not sizes:
+        raise ValueError("no sizes given")
+    return sizes
+
+
+def measure_size(vocab: int, length: int, args, log=print) -> dict:
+    """Time one (V, L) configuration as the module doc says; returns one result row."""
+    from gamelab.llm.games import parse_sequence_game
+    from gamelab.llm.train import train
+
+    game = parse_sequence_game(args.game, vocab, length)
+    model = {"d_model": args.d_model, "heads": args.heads, "layers": args.layers}
+
+    def run(record_every):
+        t0 = time.perf_counter()
+        result = train(args.algorithm, game, steps=args.steps, record_every=record_every, batch=args.batch,
+                       hparams={"tau": args.tau, "lr": args.lr}, model=model, metrics="sampled",
+                       eval_samples=args.eval_samples, progress=False, out=None)
+        return result, time.perf_counter() - t0
+
+    times, compile_s = {}, {}
+    for recordings, every in ((2, args.steps), (6, args.steps // 5)):
+        _, compile_s[recordings] = run(every)  # compiles this segment length
+        result, times[recordings] = run(every)
+        log(f"  V={vocab}, L={length}, record every {every}: {times[recordings]:.2f} s "
+            f"(first call {compile_s[recordings]:.1f} s)")
+    recording_s = max(times[6] - times[2], 0.0) / 4
+    step_s = (times[2] - 2 * recording_s) / args.steps
+    trace = result.trace
+    widths = {k: float(trace[f"{k}_hi"][-1] - trace[f"{k}_lo"][-1])
+              for k in ("exploitability", "duality_gap", "kl_to_class_nash") if f"{k}_hi" in trace}
+    return {
+        "vocab": vocab, "length": length, "responses": vocab ** length, "batch": args.batch, "steps": args.steps,
+        "model": model, "algorithm": args.algorithm, "eval_samples": args.eval_samples,
+        "ms_per_step": 1e3 * step_s, "response_tokens_per_s": 2 * args.batch * length / step_s,
+        "recording_s": recording_s, "timed_s": times, "first_call_s": compile_s,
+        "ci_widths_final": widths,
+        "duality_gap_first_last": [float(trace["duality_gap"][0]), float(trace["duality_gap"][-1])],
+    }
+
+
+def table(rows: list[dict]) -> str:
+    head = ["V^L", "V, L", "model (d, heads, layers)", "batch", "ms / step", "response tokens / s",
+            "one recording", "95% CI width: exploitability, duality gap, KL", "duality gap: start → end"]
+    body = []
+    for r in rows:
+        m, w = r["model"], r["ci_widths_final"]
+        body.append([f"{r['responses']:.3g}", f"{r['vocab']}, {r['length']}",
+                     f"{m['d_model']}, {m['heads']}, {m['layers']}", r["batch"], f"{r['ms_per_step']:.3g}",
+                     f"{r['response_tokens_per_s']:,.0f}", common.fmt_time(r["recording_s"]),
+                     ", ".join(f"{w[k]:.3f}" for k in ("exploitability", "duality_gap", "kl_to_class_nash") if k in w),
+                     "{:.3f} → {:.3f}".format(*r["duality_gap_first_last"])])
+    return common.table(head, body)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="10x5,16x5", help="comma-separated VOCABxLENGTH (default 10x5,16x5)")
+    ap.add_argument("--game", default="cyclic:rule=count", help="sequence game (as gamelab llm run --game)")
+    ap.add_argument("--algorithm", default="inpo")
+    ap.add_argument("--tau", type=float, default=0.5)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--steps", type=int, default=200, help="steps per timed run, a multiple of 5 (default 200)")
+    ap.add_argument("--batch", type=int, default=256, help="pairs per step")
+    ap.add_argument("--d-model", type=int, default=32)
+    ap.add_argument("--heads", type=int, default=2)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--eval-samples", type=int, default=4096, help="responses per recording")
+    ap.add_argument("--cpu-devices", type=int, default=1,
+                    help="CPU cores exposed to JAX as devices (default 1: this is a one-device benchmark)")
+    ap.add_argument("--out", default=os.path.join("outputs", "benchmarks", "llm"), help="where results go")
+    args = ap.parse_args(argv)
+    try:
+        sizes = parse_sizes(args.sizes)
+    except ValueError as exc:
+        ap.error(str(exc))
+    if args.steps < 5 or args.steps % 5:
+        ap.error(f"--steps must be a positive multiple of 5, got {args.steps}")
+
+    from gamelab.hosts import use_cpu_cores  # before anything starts JAX
+
+    use_cpu_cores(args.cpu_devices)
+    import jax
+
+    mach = common.machine()
+    mach["device_names"] = [str(d) for d in jax.devices()]
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    log("Machine: " + common.describe_machine(mach) + f"; JAX devices {', '.join(mach['device_names'])}")
+    rows = []
+    for vocab, length in sizes:
+        rows.append(measure_size(vocab, length, args, log))
+    text = (f"Machine: {common.describe_machine(mach)}; JAX devices {', '.join(mach['device_names'])}\n\n"
+            f"#### Transformer throughput, {args.algorithm} (τ = {args.tau}) on {args.game}, sampled metrics, "
+            f"{args.steps} steps\n\n" + table(rows) + "\n")
+    print(text)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "results.json"), "w") as fh:
+        json.dump({"machine": mach, "config": vars(args), "rows": rows}, fh, indent=1, default=float)
+    with open(os.path.join(args.out, "results.md"), "w") as fh:
+        fh.write(text)
+    print(f"wrote {os.path.join(args.out, 'results.json')} and results.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
