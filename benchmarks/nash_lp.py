@@ -10,7 +10,7 @@ the same exploitability ``max_y (Pπ)_y − ½`` (negative entries clipped, reno
 * nashpy: ``Game(A, −A).linear_program()`` (scipy/HiGHS, one LP per player)
 * OpenSpiel: ``lp_solver.solve_zero_sum_matrix_game(create_matrix_game(A, −A))`` (cvxpy + ECOS,
   one LP per player)
-* pygambit: ``nash.lp_solve(Game.from_arrays(A, −A), rational=False)``
+* pygambit: ``nash.lp_solve(Game.from_arrays(A, −A), rational=False)`` (17: ``StrategicGame``)
 
 Bounded: a solver is skipped at a size when the time predicted from the previous size (scaled by
 (n'/n)³) exceeds the budget; the skip and the prediction are reported.
@@ -59,11 +59,16 @@ def solve_pygambit(P):
     import pygambit as gbt
 
     A = P - 0.5
+    make = getattr(gbt, "StrategicGame", gbt.Game).from_arrays  # pygambit 17 moved it to StrategicGame
     t0 = time.perf_counter()
-    game = gbt.Game.from_arrays(A, -A)
+    game = make(A, -A)
     build = time.perf_counter() - t0
-    eq = gbt.nash.lp_solve(game, rational=False).equilibria[0]
-    return [float(eq[s]) for s in list(game.players)[0].strategies], build
+    result = gbt.nash.lp_solve(game, rational=False)
+    eq = result.equilibrium if hasattr(result, "equilibrium") else result.equilibria[0]  # 17: one equilibrium
+    player = list(game.players)[0]
+    if hasattr(player, "strategies"):  # pygambit 16: a player object, the profile indexed by strategy
+        return [float(eq[s]) for s in player.strategies], build
+    return [float(p) for _, p in eq[player]], build  # 17: a label, mapped to (strategy, probability) pairs
 
 
 SOLVERS = (
