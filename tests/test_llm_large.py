@@ -3,7 +3,9 @@ enumerate, and games with several prompts (gamelab.llm.train with metrics='sampl
 
 - The sampled metrics' intervals cover the exact class-level values at about their nominal level,
   at the class Nash itself (where exploitability is 0 and a percentile bootstrap of the plug-in
-  never covers it) as well as away from it; and they are not wide for nothing.
+  never covers it) as well as away from it; and they are not wide for nothing. Likewise entropy,
+  win rate against the reference and the regularized gap (0 at π*_τ) from the responses'
+  log-probabilities.
 - A run over V^L = 16^5 ≈ 1e6 responses trains a small transformer with sampled metrics, and
   nothing in its compiled segment is as large as V^L² (nor even 2·V^L).
 - EXO (groups of candidates) on a transformer with sampled metrics, and on several prompts.
@@ -57,6 +59,49 @@ def test_sampled_intervals_cover_the_exact_metrics_at_their_level(where):
         assert exact["exploitability"] < 1e-12 and np.all(np.asarray(out["exploitability"][0]) > 0)
 
 
+@pytest.mark.parametrize("where", ["regularized_nash", "uniform", "rough"])
+def test_reference_intervals_cover_entropy_win_rate_and_regularized_gap(where):
+    """The metrics that need the responses' log-probabilities: entropy, win rate against the uniform
+    reference and the regularized gap toward it, at π*_τ (where DG_τ = 0 and the plug-in's noise
+    cancels to first order), at the reference itself, and at a policy that is not uniform within
+    its classes (so its entropy is not a function of its class marginal)."""
+    from gamelab.metrics import entropy, regularized_gap, win_rate
+    from gamelab.nash import regularized_nash
+
+    game, tau = sequence_game(4, 3, rule="count"), 0.5
+    P, n = game.matrix(0), game.n
+    pi = {"regularized_nash": regularized_nash(P, tau=tau).policy, "uniform": np.full(n, 1 / n),
+          "rough": np.random.default_rng(3).dirichlet(np.full(n, 0.5))}[where]
+    logpi, ref = np.log(pi), np.full(n, -np.log(n))
+    exact = {"entropy": float(entropy(logpi)), "win_rate_vs_ref": float(win_rate(P, logpi, ref)),
+             "regularized_gap": float(regularized_gap(P, logpi, ref, tau))}
+    reps, K = 400, 2000
+    y = np.random.default_rng(0).choice(n, size=(reps, K), p=pi)
+    counts = np.stack([np.bincount(game.classes[r], minlength=game.m) for r in y]).astype(float)
+    sizes = np.bincount(game.classes, minlength=game.m) / n
+    C, star, present = (jnp.asarray(a) for a in (game.C[0], game.class_nash(), present_classes(game)))
+    out = jax.jit(jax.vmap(lambda c, lp, k: class_intervals(c, C, star, present, k, (LEVEL,), logp=lp,
+                                                             ref_q=jnp.asarray(sizes), log_n=np.log(n), tau=tau)))(
+        jnp.asarray(counts), jnp.asarray(logpi[y]), jax.random.split(jax.random.key(1), reps))
+    for name, truth in exact.items():
+        point, lo, hi = (np.asarray(a) for a in out[name])
+        assert np.all(lo[:, 0] <= point + 1e-12) and np.all(point <= hi[:, 0] + 1e-12)
+        covered = np.mean((lo[:, 0] <= truth + 1e-12) & (truth - 1e-12 <= hi[:, 0]))
+        assert covered >= LEVEL - 0.03, (where, name, covered)
+    # not wide for nothing: each piece's margin is at most 3 of its standard errors
+    q = np.asarray(class_marginal(game, jnp.log(jnp.asarray(pi))))
+    v = game.C[0] @ q
+    se_v = np.sqrt(np.maximum(game.C[0] ** 2 @ q - v**2, 0) / K)
+    se_h = np.std(logpi[y[0]]) / np.sqrt(K)
+    width = np.mean(np.asarray(out["regularized_gap"][2]) - np.asarray(out["regularized_gap"][1]))
+    assert width <= 2 * 2 * 3.0 * (se_v.max() + tau * se_h), (where, width, se_v.max(), se_h)
+    if where == "regularized_nash":
+        assert exact["regularized_gap"] < 1e-12
+    if where == "uniform":  # log π(y) is the same for every y: the entropy is known exactly
+        assert np.allclose(np.asarray(out["entropy"][1]), np.log(n)) and np.allclose(np.asarray(out["entropy"][2]),
+                                                                                       np.log(n))
+
+
 def test_sampled_metrics_from_responses():
     game = sequence_game(4, 3, rule="count")
     pi = class_policy(game, [0.6, 0.3, 0.1])
@@ -100,10 +145,13 @@ def test_a_million_responses_train_with_sampled_metrics_and_nothing_of_size_VL_s
               model={"d_model": 8, "heads": 1, "layers": 1}, hparams={"lr": 3e-3})
     assert r.config["metrics"] == "sampled" and r.logp is None  # chosen automatically beyond MAX_ENUMERATED
     assert seen["largest"] < 2 * n, seen  # the classes array (n,) is the largest thing; never n²
-    for name in ("exploitability", "duality_gap", "kl_to_class_nash"):
+    for name in ("exploitability", "duality_gap", "kl_to_class_nash", "entropy", "win_rate_vs_ref", "regularized_gap"):
         lo, point, hi = r.trace[f"{name}_lo"], r.trace[name], r.trace[f"{name}_hi"]
         assert lo.shape == (3,) and np.all(lo <= point) and np.all(point <= hi), name
     assert r.trace["exploitability"][0] > 0.1  # count classes of a uniform policy: far from the Nash
+    # the initial transformer is exactly uniform: its entropy log V^L, its win rate ½, from samples
+    assert r.trace["entropy_lo"][0] == pytest.approx(np.log(n)) and r.trace["entropy_hi"][0] == pytest.approx(np.log(n))
+    assert r.trace["win_rate_vs_ref_lo"][0] <= 0.5 <= r.trace["win_rate_vs_ref_hi"][0]
     assert np.all(np.isfinite(r.trace["loss"][1:]))
 
 

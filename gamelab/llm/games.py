@@ -21,6 +21,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.scipy.special import logsumexp
+from jax.scipy.stats import norm
 
 from gamelab.games import Game, make_game
 from gamelab.games.named import cyclic as cyclic_game
@@ -149,13 +151,17 @@ def class_metrics(game: SequenceGame, q, prompt: int = 0) -> dict:
 SAMPLED = ("exploitability", "duality_gap", "kl_to_class_nash")
 
 
-def class_intervals(counts, C, star, present, key, levels=(0.95,), draws: int = 4000) -> dict:
+def class_intervals(counts, C, star, present, key, levels=(0.95,), draws: int = 4000, *, logp=None, ref_q=None,
+                    log_n=None, tau=None) -> dict:
     """Estimates of the class-level metrics from the class ``counts`` (m,) of K responses sampled
     from a policy, each with simultaneous confidence intervals at each of ``levels`` (jittable,
     no loop: one Gaussian draw of (draws, m)).
 
     Returns {name: (point, lo (len(levels),), hi (len(levels),))} for :data:`SAMPLED`, and
-    ``class_marginal`` (the estimate q̂ = counts / K).
+    ``class_marginal`` (the estimate q̂ = counts / K). Given ``logp`` (K,), the policy's
+    log-probabilities of the same K responses, ``ref_q`` (m,), the class marginal of the uniform
+    reference over all N responses, and ``log_n`` = log N, also ``entropy``, ``win_rate_vs_ref``
+    and, with ``tau``, ``regularized_gap`` (:func:`_reference_intervals`).
 
     The intervals hold wherever the policy is, the Nash included: the metrics are not smooth
     in q (exploitability is a maximum, zero exactly at a Nash, where a percentile bootstrap of
@@ -199,10 +205,50 @@ def class_intervals(counts, C, star, present, key, levels=(0.95,), draws: int = 
 
     kl_lo = jnp.maximum(kl_at(jnp.minimum(q + c_q * se_q, 1.0)), 0.0)
     kl_hi = kl_at(jnp.maximum(q - c_q * se_q, 0.0))
-    return {"exploitability": (point["exploitability"], e_lo, e_hi),
-            "duality_gap": (point["duality_gap"], 2 * e_lo, 2 * e_hi),
-            "kl_to_class_nash": (point["kl_to_class_nash"], kl_lo, kl_hi),
-            "class_marginal": q}
+    out = {"exploitability": (point["exploitability"], e_lo, e_hi),
+           "duality_gap": (point["duality_gap"], 2 * e_lo, 2 * e_hi),
+           "kl_to_class_nash": (point["kl_to_class_nash"], kl_lo, kl_hi),
+           "class_marginal": q}
+    if logp is not None:
+        half = 1 - (1 - levels) / 2  # the regularized gap's two pieces, each at this level
+        c_half = jnp.quantile(t_v, half)[:, None]
+        out.update(_reference_intervals(q, C, logp, ref_q, log_n, tau, levels, v, c_half * se_v, half))
+    return out
+
+
+def _reference_intervals(q, C, logp, ref_q, log_n, tau, levels, v, v_margin, half) -> dict:
+    """Entropy, win rate against the uniform reference ρ and regularized gap toward it, estimated
+    from K responses y_i ~ π with their log-probabilities ``logp`` and class marginal ``q``.
+
+    - entropy H(π) = E[−log π(Y)]: the sample mean, a normal interval (CLT) at each level.
+    - win rate P(π ≻ ρ) = Σ_k q_k (C ρ_q)_k: the sample mean of (C ρ_q)_{c(y_i)}, likewise.
+    - regularized gap DG_τ(π) = 2[τ·log Σ_k ρ_q,k·exp(v_k/τ) + τ·(log N − H(π)) − ½] (v = C q, and
+      KL(π‖ρ) = log N − H for the uniform ρ over N responses). It is smooth but zero at π*_τ, where
+      the plug-in's first-order noise cancels, so an interval from its own standard error would be
+      too narrow there. Instead both pieces get intervals at level ``half`` = 1 − (1 − level)/2 —
+      the class win rates v their simultaneous box (``v ± v_margin``), H its normal interval — and
+      DG_τ, increasing in each v_k and decreasing in H, is bounded by its values at the corners:
+      both hold with probability ≥ level, wherever π is. Point and bounds are clipped at 0.
+    """
+    dtype = q.dtype
+    K = logp.shape[0]
+    logp = logp.astype(dtype)
+    z = norm.ppf(0.5 + levels / 2)
+    H = -jnp.mean(logp)
+    se_H = jnp.std(logp) / jnp.sqrt(K)
+    w = C @ ref_q
+    win = q @ w
+    se_win = jnp.sqrt(jnp.maximum(q @ w**2 - win**2, 0.0) / K)
+    out = {"entropy": (H, H - z * se_H, H + z * se_H),
+           "win_rate_vs_ref": (win, jnp.clip(win - z * se_win, 0.0, 1.0), jnp.clip(win + z * se_win, 0.0, 1.0))}
+    if tau is not None:
+        def gap(v_, H_):
+            soft = tau * logsumexp(v_ / tau, axis=-1, b=ref_q)
+            return jnp.maximum(2.0 * (soft + tau * (log_n - H_) - 0.5), 0.0)
+
+        z_h = norm.ppf(0.5 + half / 2)
+        out["regularized_gap"] = (gap(v, H), gap(v - v_margin, H + z_h * se_H), gap(v + v_margin, H - z_h * se_H))
+    return out
 
 
 def sampled_metrics(game: SequenceGame, samples, prompt: int = 0, *, level: float = 0.95, seed: int = 0) -> dict:

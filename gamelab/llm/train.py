@@ -20,8 +20,10 @@ Metrics (``metrics=``; default: exact up to :data:`MAX_ENUMERATED` responses, sa
 * ``sampled``: nothing of size V^L is enumerated (:mod:`gamelab.llm.pairs`: pairs from the
   policy's sampler, labels from the class oracle). Each recording draws ``eval_samples``
   responses per prompt from the policy and estimates exploitability, duality gap and KL to the
-  class Nash with simultaneous confidence intervals at ``level``
-  (:func:`gamelab.llm.games.class_intervals`): columns ``<metric>``, ``<metric>_lo``, ``<metric>_hi``.
+  class Nash with simultaneous confidence intervals at ``level``, and, from the same responses'
+  log-probabilities (one teacher-forced pass), entropy, win rate against the reference and the
+  regularized gap toward it (:func:`gamelab.llm.games.class_intervals`): columns ``<metric>``,
+  ``<metric>_lo``, ``<metric>_hi``.
 
 Several prompts (each with its own class matrix): every step draws ``batch`` prompts from
 ``prompt_weights`` (default uniform) and a pair per prompt; the trace's ``<metric>`` is the
@@ -33,6 +35,7 @@ The trace is stored like a sweep's (``out/manifest.json``, ``out/chunks/*.parque
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from functools import lru_cache, partial
@@ -246,7 +249,7 @@ class Evaluation(NamedTuple):
     star: jax.Array  # (prompts, m) class-level Nash per prompt
     present: jax.Array  # (m,) classes that have a sequence
     ref_q: jax.Array  # (m,) class marginal of the uniform reference
-    tau: jax.Array | None  # τ of the regularized gap (exact metrics), or None
+    tau: jax.Array | None  # τ of the regularized gap toward the uniform reference, or None
 
 
 class Recorder(NamedTuple):
@@ -278,7 +281,9 @@ def _record(rec: Recorder, policy, game: ClassOracle, ev: Evaluation, carry) -> 
         else:
             y = policy.sample(state.params, keys[2 * x], (rec.samples,), x)
             counts = jnp.zeros(m, ev.ref_q.dtype).at[game.classes[y]].add(1.0)
-            out = class_intervals(counts, C, ev.star[x], ev.present, keys[2 * x + 1], rec.levels)
+            out = class_intervals(counts, C, ev.star[x], ev.present, keys[2 * x + 1], rec.levels,
+                                  logp=policy.logprob(state.params, y, x), ref_q=ev.ref_q,
+                                  log_n=math.log(game.classes.shape[0]), tau=ev.tau)
             row = {"class_marginal": out.pop("class_marginal")}
             for name, (point, lo, hi) in out.items():
                 row.update({name: point, f"{name}_lo": lo, f"{name}_hi": hi})
@@ -405,7 +410,7 @@ def train(algorithm: str, game: SequenceGame, *, steps: int, record_every: int =
         oracle = ClassOracle(jnp.asarray(game.classes, jnp.int32), jnp.asarray(game.C, dt), jnp.asarray(weights, dt))
         sizes = np.bincount(game.classes, minlength=game.m) / n
         ev = Evaluation(jnp.asarray(star, dt), jnp.asarray(present_classes(game)), jnp.asarray(sizes, dt),
-                        None if tau is None or mode == "sampled" else jnp.asarray(tau, dt))
+                        None if tau is None else jnp.asarray(tau, dt))
         rec = Recorder(mode, int(eval_samples), (float(level), 1 - (1 - float(level)) / prompts))
         G, ev, hp_dev, init_l = _global((oracle, ev, _cast(hp, dt), jnp.asarray(uniform, dt)), mesh)
         ref_l, tau_dev = init_l, None
