@@ -29,6 +29,8 @@ sys.path.insert(0, HERE)
 
 import common  # noqa: E402
 
+WIDTHS = ("exploitability", "duality_gap", "kl_to_class_nash", "regularized_gap")  # final intervals reported
+
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
     """'10x5,16x5' -> [(10, 5), (16, 5)] (vocabulary × length)."""
@@ -68,7 +70,7 @@ def measure_size(vocab: int, length: int, args, log=print) -> dict:
     step_s = (times[2] - 2 * recording_s) / args.steps
     trace = result.trace
     widths = {k: float(trace[f"{k}_hi"][-1] - trace[f"{k}_lo"][-1])
-              for k in ("exploitability", "duality_gap", "kl_to_class_nash") if f"{k}_hi" in trace}
+              for k in WIDTHS if f"{k}_hi" in trace}
     return {
         "vocab": vocab, "length": length, "responses": vocab ** length, "batch": args.batch, "steps": args.steps,
         "model": model, "algorithm": args.algorithm, "eval_samples": args.eval_samples,
@@ -81,14 +83,14 @@ def measure_size(vocab: int, length: int, args, log=print) -> dict:
 
 def table(rows: list[dict]) -> str:
     head = ["V^L", "V, L", "model (d, heads, layers)", "batch", "ms / step", "response tokens / s",
-            "one recording", "95% CI width: exploitability, duality gap, KL", "duality gap: start → end"]
+            "one recording", "95% CI width: exploitability, duality gap, KL, regularized gap", "duality gap: start → end"]
     body = []
     for r in rows:
         m, w = r["model"], r["ci_widths_final"]
         body.append([f"{r['responses']:.3g}", f"{r['vocab']}, {r['length']}",
                      f"{m['d_model']}, {m['heads']}, {m['layers']}", r["batch"], f"{r['ms_per_step']:.3g}",
                      f"{r['response_tokens_per_s']:,.0f}", common.fmt_time(r["recording_s"]),
-                     ", ".join(f"{w[k]:.3f}" for k in ("exploitability", "duality_gap", "kl_to_class_nash") if k in w),
+                     ", ".join(f"{w[k]:.3f}" for k in WIDTHS if k in w),
                      "{:.3f} → {:.3f}".format(*r["duality_gap_first_last"])])
     return common.table(head, body)
 

@@ -24,7 +24,7 @@ def test_llm_throughput_reports_consistent_figures(tmp_path):
         assert r["response_tokens_per_s"] == pytest.approx(2 * 16 * r["length"] / step_s)
         assert r["recording_s"] >= 0
         widths = r["ci_widths_final"]
-        assert set(widths) == {"exploitability", "duality_gap", "kl_to_class_nash"}
+        assert set(widths) == {"exploitability", "duality_gap", "kl_to_class_nash", "regularized_gap"}
         assert all(w > 0 for w in widths.values())  # sampled metrics: intervals, not points
         assert all(0 <= g <= 1 for g in r["duality_gap_first_last"])
     assert "| 9 | 3, 2 |" in (tmp_path / "results.md").read_text()
