@@ -388,18 +388,19 @@ def train(algorithm: str, game: SequenceGame, *, steps: int, record_every: int =
         if float(getattr(hp, "inner_tol", 0.0)) > 0:
             raise ValueError("inner_tol > 0 stops COMAL's inner solve on the exact regularized gap of the lifted "
                              "matrix: only with one prompt and exact metrics (use inner_tol=0)")
+    tau = _metric_tau(algo, hp, None)
     config = {"algorithm": algorithm, "game": game.spec, "steps": steps, "record_every": record_every,
               "policy": repr(pol), "model": getattr(pol, "config", None), "feedback": feedback, "batch": batch,
               "optimizer": optimizer, "hparams": {k: float(v) for k, v in hp._asdict().items()}, "seed": seed,
               "checkpoint_every": checkpoint_every, "devices": None if mesh is None else int(mesh.size),
               "fsdp": fsdp, "metrics": mode}
-    if mode == "sampled":
-        config.update(eval_samples=int(eval_samples), level=float(level))
+    if mode == "sampled":  # what a recording holds: a run folder from before a metric was added is refused
+        recorded = SAMPLED + ("entropy", "win_rate_vs_ref") + (("regularized_gap",) if tau is not None else ())
+        config.update(eval_samples=int(eval_samples), level=float(level), recorded=list(recorded))
     if prompts > 1:
         config["prompt_weights"] = weights.tolist()
     n = game.n
     uniform = np.full(n, -np.log(n))
-    tau = _metric_tau(algo, hp, None)
     star = np.stack([game.class_nash(x) for x in range(prompts)])  # one LP per prompt, not one per row
     rec = ev = None  # the driver's own recordings
     if driver:
