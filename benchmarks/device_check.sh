@@ -52,8 +52,8 @@ print(\"JAX backend\", jax.default_backend(), jax.devices())'"
     part llm-large 300 "$PY" benchmarks/llm_throughput.py --sizes 4x3 --d-model 64 --heads 4 --layers 2 \
       --batch 512 --steps 10 --eval-samples 256 --out "$OUT/llm_large"
   else
-    part llm 200 "$PY" benchmarks/llm_throughput.py --sizes 10x5,16x5 --steps 200 --out "$OUT/llm"
-    part bench 300 "$PY" benchmarks/run.py --no-peers --only dynamics,roofline --workloads B=1000000,n=4000 \
+    part llm 240 "$PY" benchmarks/llm_throughput.py --sizes 10x5,16x5 --steps 200 --out "$OUT/llm"
+    part bench 260 "$PY" benchmarks/run.py --no-peers --only dynamics,roofline --workloads B=1000000,n=4000 \
       --out "$OUT/bench"
     part llm-large 150 "$PY" benchmarks/llm_throughput.py --sizes 16x5 --d-model 256 --heads 4 --layers 4 \
       --batch 1024 --steps 100 --out "$OUT/llm_large"

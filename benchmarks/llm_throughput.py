@@ -11,9 +11,10 @@ gap and KL to the class Nash with simultaneous confidence intervals from ``--eva
 responses. Nothing of size V^L is built.
 
 Method: each size is trained with two recording intervals, T (a recording at step 0 and at the
-end: 2) and T/5 (6 recordings), each twice in one process; the second, compiled, call is timed
-(``train`` compiles once per configuration). One recording costs (t₆ − t₂)/4; a step costs
-(t₂ − 2·recording)/T. Response tokens per step: the 2·batch responses of its pairs × L (each is
+end: 2) and T/5 (6 recordings); after a first call of each (``train`` compiles once per
+configuration) both are timed ``--repeats`` times in turn, medians t₂ and t₆. One recording costs
+(t₆ − t₂)/4; a step costs (t₂ − 2·recording)/T (where timing noise hides the recordings' cost,
+t₂/T, an upper bound, with a warning). Response tokens per step: the 2·batch responses of its pairs × L (each is
 sampled token by token, then scored under π_t, π_ref and in the gradient).
 """
 from __future__ import annotations
@@ -53,21 +54,32 @@ def measure_size(vocab: int, length: int, args, log=print) -> dict:
     game = parse_sequence_game(args.game, vocab, length)
     model = {"d_model": args.d_model, "heads": args.heads, "layers": args.layers}
 
-    def run(record_every):
-        t0 = time.perf_counter()
-        result = train(args.algorithm, game, steps=args.steps, record_every=record_every, batch=args.batch,
-                       hparams={"tau": args.tau, "lr": args.lr}, model=model, metrics="sampled",
-                       eval_samples=args.eval_samples, progress=False, out=None)
-        return result, time.perf_counter() - t0
+    last = {}
 
-    times, compile_s = {}, {}
-    for recordings, every in ((2, args.steps), (6, args.steps // 5)):
-        _, compile_s[recordings] = run(every)  # compiles this segment length
-        result, times[recordings] = run(every)
-        log(f"  V={vocab}, L={length}, record every {every}: {times[recordings]:.2f} s "
-            f"(first call {compile_s[recordings]:.1f} s)")
-    recording_s = max(times[6] - times[2], 0.0) / 4
-    step_s = (times[2] - 2 * recording_s) / args.steps
+    def run(record_every):
+        def call():
+            last[record_every] = train(args.algorithm, game, steps=args.steps, record_every=record_every,
+                                       batch=args.batch, hparams={"tau": args.tau, "lr": args.lr}, model=model,
+                                       metrics="sampled", eval_samples=args.eval_samples, progress=False, out=None)
+        return call
+
+    few, many = args.steps, args.steps // 5
+    first = {}
+    for every in (few, many):  # the first call of each compiles its segment length
+        t0 = time.perf_counter()
+        run(every)()
+        first[every] = time.perf_counter() - t0
+    timed = common.measure_interleaved({2: run(few), 6: run(many)}, repeats=args.repeats, warmup=0, min_total_s=0.0)
+    times = {k: m["median_s"] for k, m in timed.items()}
+    log(f"  V={vocab}, L={length}: 2 recordings {times[2]:.2f} s, 6 recordings {times[6]:.2f} s (medians of "
+        f"{len(timed[2]['samples_s'])}; first calls {first[few]:.1f} s, {first[many]:.1f} s)")
+    recording_s = (times[6] - times[2]) / 4
+    if 0 <= recording_s < times[2] / 4:
+        step_s = (times[2] - 2 * recording_s) / args.steps
+    else:  # timing noise beyond the recordings' cost: the whole run per step, an upper bound
+        log(f"  warning: the recordings' cost is lost in timing noise ({recording_s:.3g} s); ms / step includes them")
+        recording_s, step_s = float("nan"), times[2] / args.steps
+    result = last[few]
     trace = result.trace
     widths = {k: float(trace[f"{k}_hi"][-1] - trace[f"{k}_lo"][-1])
               for k in WIDTHS if f"{k}_hi" in trace}
@@ -75,7 +87,7 @@ def measure_size(vocab: int, length: int, args, log=print) -> dict:
         "vocab": vocab, "length": length, "responses": vocab ** length, "batch": args.batch, "steps": args.steps,
         "model": model, "algorithm": args.algorithm, "eval_samples": args.eval_samples,
         "ms_per_step": 1e3 * step_s, "response_tokens_per_s": 2 * args.batch * length / step_s,
-        "recording_s": recording_s, "timed_s": times, "first_call_s": compile_s,
+        "recording_s": recording_s, "timed_s": times, "first_call_s": first,
         "ci_widths_final": widths,
         "duality_gap_first_last": [float(trace["duality_gap"][0]), float(trace["duality_gap"][-1])],
     }
@@ -108,6 +120,7 @@ def main(argv=None) -> int:
     ap.add_argument("--heads", type=int, default=2)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--eval-samples", type=int, default=4096, help="responses per recording")
+    ap.add_argument("--repeats", type=int, default=3, help="timed calls of each run, in turn (median; default 3)")
     ap.add_argument("--cpu-devices", type=int, default=1,
                     help="CPU cores exposed to JAX as devices (default 1: this is a one-device benchmark)")
     ap.add_argument("--out", default=os.path.join("outputs", "benchmarks", "llm"), help="where results go")

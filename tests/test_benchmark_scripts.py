@@ -1,6 +1,7 @@
 """The benchmark scripts still run against the current library (their figures are not checked here:
 benchmarks are measured, never timed in tests)."""
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -20,9 +21,9 @@ def test_llm_throughput_reports_consistent_figures(tmp_path):
     assert [(r["vocab"], r["length"], r["responses"]) for r in rows] == [(3, 2, 9), (2, 3, 8)]
     for r in rows:
         step_s = r["ms_per_step"] / 1e3
-        assert 0 < step_s <= r["timed_s"]["2"] / r["steps"]  # the run without its recordings
+        assert 0 < step_s <= r["timed_s"]["2"] / r["steps"] * (1 + 1e-12)  # at most the whole run per step
         assert r["response_tokens_per_s"] == pytest.approx(2 * 16 * r["length"] / step_s)
-        assert r["recording_s"] >= 0
+        assert r["recording_s"] >= 0 or math.isnan(r["recording_s"])  # NaN: lost in timing noise (warned)
         widths = r["ci_widths_final"]
         assert set(widths) == {"exploitability", "duality_gap", "kl_to_class_nash", "regularized_gap"}
         assert all(w > 0 for w in widths.values())  # sampled metrics: intervals, not points
