@@ -3,7 +3,7 @@
 # it in a single call, and gets every figure back even when a part fails or runs out of time):
 #
 #   bash benchmarks/device_check.sh            # results under $OUT (default outputs/device_check)
-#   bash benchmarks/device_check.sh --smoke    # the same parts at toy sizes, on any machine (~2 min on CPU)
+#   bash benchmarks/device_check.sh --smoke    # the same parts at toy sizes, on any machine (~90 s on 2 CPU cores)
 #
 # Parts, in order (each with its own time limit, all inside BUDGET seconds, default 540):
 #   environment  the accelerator, Python and library versions, JAX's devices

@@ -149,6 +149,14 @@ def class_metrics(game: SequenceGame, q, prompt: int = 0) -> dict:
 
 
 SAMPLED = ("exploitability", "duality_gap", "kl_to_class_nash")
+# estimated too where the responses' log-probabilities are given (:func:`_reference_intervals`)
+FROM_LOG_PROBS = ("entropy", "win_rate_vs_ref")
+WITH_TAU = ("regularized_gap",)  # ... and τ
+
+
+def sampled_metric_names(with_tau: bool) -> tuple[str, ...]:
+    """What a sampled recording with log-probabilities holds (:func:`class_intervals`)."""
+    return SAMPLED + FROM_LOG_PROBS + (WITH_TAU if with_tau else ())
 
 
 def class_intervals(counts, C, star, present, key, levels=(0.95,), draws: int = 4000, *, logp=None, ref_q=None,

@@ -48,8 +48,8 @@ import numpy as np
 
 from gamelab.algorithms import get_algorithm
 from gamelab.algorithms.parametric import make_parametric
-from gamelab.llm.games import SAMPLED, SequenceGame, class_intervals, class_level_metrics, class_marginal, \
-    present_classes
+from gamelab.llm.games import SequenceGame, class_intervals, class_level_metrics, class_marginal, \
+    present_classes, sampled_metric_names
 from gamelab.llm.model import TransformerPolicy
 from gamelab.llm.pairs import ClassOracle, PromptPairs, check_streamable
 from gamelab.metrics import _regularized_gap
@@ -395,8 +395,8 @@ def train(algorithm: str, game: SequenceGame, *, steps: int, record_every: int =
               "checkpoint_every": checkpoint_every, "devices": None if mesh is None else int(mesh.size),
               "fsdp": fsdp, "metrics": mode}
     if mode == "sampled":  # what a recording holds: a run folder from before a metric was added is refused
-        recorded = SAMPLED + ("entropy", "win_rate_vs_ref") + (("regularized_gap",) if tau is not None else ())
-        config.update(eval_samples=int(eval_samples), level=float(level), recorded=list(recorded))
+        config.update(eval_samples=int(eval_samples), level=float(level),
+                      recorded=list(sampled_metric_names(tau is not None)))
     if prompts > 1:
         config["prompt_weights"] = weights.tolist()
     n = game.n
