@@ -2,7 +2,7 @@
 
 For every workload (B games × n responses × T steps) and algorithm:
 
-* **gamelab** — the jitted, vmapped driver ``gamelab.run._simulate_batch_jit`` on prebuilt device
+* **gamelab** — the jitted, vmapped driver ``gamelab.run.simulate_batch_jit`` on prebuilt device
   arrays, exactly the arguments ``run_batch`` builds (uniform start and reference, no KL target):
   host-side validation is *not* in the timed region. The workload's column records the
   last-iterate exploitability every step and nothing else (``metrics=("exploitability",)``,
@@ -156,29 +156,32 @@ def gamelab_runner(name: str, Ps: np.ndarray, steps: int, record_every: int = 1,
     hp_values = hparams_for(algo)
     try:
         from gamelab.games import Game
-        from gamelab.run import _cast, _metric_tau, _simulate_batch_jit, simulate_batch
+        from gamelab.prepare import cast_hparams, metric_tau_of, row_bucket
+        from gamelab.run import simulate_batch, simulate_batch_jit
 
         hp = algo.make_hparams(**{k: np.full(B, v) for k, v in hp_values.items()})
         ftype = jnp.dtype(dtype)
-        hp = _cast(hp, ftype)
-        tau = _metric_tau(algo, hp, None)
+        hp = cast_hparams(hp, ftype)
+        tau = metric_tau_of(algo, hp, None)
         if metrics is not ALL and "regularized_gap" not in metrics:
             tau = None
         logp = jnp.full((B, n), -np.log(n), dtype=ftype)
         args = (Game(jnp.asarray(Ps, dtype=ftype)), hp, logp, logp, None,
                 None if tau is None else jnp.broadcast_to(jnp.asarray(tau, ftype), (B,)))
-        kwargs = {"steps": steps, "record_every": record_every, **_options(simulate_batch, metrics, average)}
+        real_rows = -(-steps // record_every) + 1  # the driver's trace is bucketed: cut it
+        kwargs = {"rows": row_bucket(real_rows), **_options(simulate_batch, metrics, average)}
         mesh = runs_mesh(B, sharded)
         if mesh is not None:
             from gamelab.hosts import shard_runs
 
             args = shard_runs(args, mesh)
+        counts = (np.int32(steps), np.int32(record_every))
 
         def call():
-            return _simulate_batch_jit(algo, *args, **kwargs)
+            return simulate_batch_jit(algo, *args, *counts, **kwargs)
 
         out, first = common.timed(call)
-        return call, "kernel", lambda o, games=None: np.asarray(o[2]["exploitability"][:games]), out, first
+        return call, "kernel", lambda o, games=None: np.asarray(o[2]["exploitability"][:games, :real_rows]), out, first
     except (ImportError, TypeError, AttributeError, ValueError) as exc:  # pragma: no cover - engine refactors
         print(f"  [gamelab private driver unavailable ({exc}); timing run_batch instead]", file=sys.stderr)
         call = gamelab_run_batch(name, Ps, steps, record_every, metrics, average)

@@ -14,7 +14,7 @@ import typer
 from gamelab.algorithms import REGISTRY, algorithm_names, get_algorithm
 from gamelab.games import InvalidGameError, describe_games, parse_game
 from gamelab.nash import exact_nash, regularized_nash
-from gamelab.run import learning_options, resolve_algorithm
+from gamelab.prepare import learning_options, resolve_algorithm
 from gamelab.run import run as run_algorithm
 
 app = typer.Typer(

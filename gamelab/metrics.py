@@ -63,10 +63,12 @@ def regularized_gap(P: jax.Array, logits: jax.Array, ref_logits: jax.Array, tau)
 
     ``τ·log Σ ref·exp(g/τ)`` is evaluated as a log-sum-exp, so it stays finite for small τ.
     """
-    return _regularized_gap(win_rates(P, logits), log_normalize(logits), log_normalize(ref_logits), tau)
+    return regularized_gap_from_win_rates(win_rates(P, logits), log_normalize(logits), log_normalize(ref_logits), tau)
 
 
-def _regularized_gap(g, logp, ref_logp, tau):
+def regularized_gap_from_win_rates(g, logp, ref_logp, tau):
+    """``DG_τ`` from the win rates ``g = Pπ`` and normalized log-probabilities (for callers that
+    hold ``g`` already: the driver's recording, class-level games)."""
     inv_tau = 1.0 / tau  # explicit: XLA otherwise rewrites g / τ differently in sharded programs
     best = tau * logsumexp(ref_logp + g * inv_tau)
     return jnp.maximum(2.0 * (best + tau * kl(logp, ref_logp) - 0.5), 0.0)
@@ -112,7 +114,7 @@ def policy_metrics(P, logits, ref_logits, *, tau=None, target_logits=None, norma
     if "win_rate_vs_ref" in want:
         out["win_rate_vs_ref"] = 1.0 - jnp.exp(ref) @ g
     if tau is not None and "regularized_gap" in want:
-        out["regularized_gap"] = _regularized_gap(g, lp, ref, tau)
+        out["regularized_gap"] = regularized_gap_from_win_rates(g, lp, ref, tau)
     if target_logits is not None and "kl_to_target" in want:
         out["kl_to_target"] = kl(target_logits, lp)
     return out

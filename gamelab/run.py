@@ -1,8 +1,9 @@
-"""The only loop: one ``lax.scan`` over recording intervals, vmapped for batches.
+"""The only loop: one loop over recording intervals, vmapped for batches.
 
 :func:`simulate` is the pure driver for one game and one policy; :func:`run` and :func:`run_batch`
-are the host-side entry points: they validate every input once, fill defaults (uniform initial
-policy and reference, the LP Nash as the KL target), then call the jitted driver. Metrics come back
+are the host-side entry points: :func:`gamelab.prepare.prepare` validates every input once and
+fills defaults (uniform initial policy and reference, the LP Nash as the KL target), then
+:func:`execute` calls the jitted driver. Metrics come back
 as stacked arrays, for the last iterate and (prefixed ``avg_``) for the average iterate
 (1/(t+1))·Σ_{s≤t} π_s. Trace rows are steps 0, k, 2k, … (k = ``record_every``) and always the
 final step: row 0 is the initial policy.
@@ -17,11 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from gamelab.algorithms import Algorithm, get_algorithm
-from gamelab.games.core import Game, make_game, make_group_game, symmetrized, validate_matrices
-from gamelab.hosts import shard_runs
-from gamelab.metrics import METRIC_NAMES, group_metrics, policy_metrics
-from gamelab.nash import exact_nash
+from gamelab.algorithms import Algorithm
+from gamelab.games.core import Game
+from gamelab.metrics import group_metrics, policy_metrics
+from gamelab.prepare import Prepared, prepare, row_bucket
 
 
 class RunResult(NamedTuple):
@@ -86,37 +86,48 @@ def _driver(algo: Algorithm, game: Game, hp, ref_logp, target_logp, metric_tau, 
     return record, advance, interval
 
 
-def simulate(algo: Algorithm, game: Game, hp, init_logp, ref_logp, target_logp, metric_tau, *, steps: int,
-             record_every: int, record_policy: bool = False, record_average: bool = True,
+def simulate(algo: Algorithm, game: Game, hp, init_logp, ref_logp, target_logp, metric_tau, steps, record_every, *,
+             rows: int, record_policy: bool = False, record_average: bool = True,
              metrics: tuple[str, ...] | None = None):
     """Run ``steps`` steps of ``algo`` on one game; record metrics every ``record_every`` steps.
 
-    Pure and unbatched. ``target_logp`` (KL target) and ``metric_tau`` (for the regularized gap)
-    may be None, in which case those metrics are absent. ``record_policy`` adds the policies
-    themselves (``policy`` and ``avg_policy``, shape (R, n)) to the trace; ``record_average=False``
-    drops the average-iterate metrics (each costs one more product with P per recording) and does
-    not track the average iterate at all (the returned average policy is then None).
-    ``metrics``: the names (of :data:`gamelab.metrics.METRIC_NAMES`) to record, a static tuple;
-    None records every metric available. Recording only ``exploitability`` / ``duality_gap``
-    costs one maximum per recording beyond the update.
+    Pure and unbatched. ``steps`` and ``record_every`` are (traced) integers: any values run in
+    the same compiled program. ``rows`` (static) is the length of the returned trace, at least
+    ⌈steps / record_every⌉ + 1: row j holds the metrics at step min(j·k, steps); rows beyond
+    that are left zero (the host cuts them: :func:`gamelab.prepare.row_bucket`). Returns
+    (final state, final average policy or None, trace).
+
+    ``target_logp`` (KL target) and ``metric_tau`` (for the regularized gap) may be None, in which
+    case those metrics are absent. ``record_policy`` adds the policies themselves (``policy`` and
+    ``avg_policy``, shape (rows, n)) to the trace; ``record_average=False`` drops the
+    average-iterate metrics (each costs one more product with P per recording) and does not track
+    the average iterate at all. ``metrics``: the names (of :data:`gamelab.metrics.METRIC_NAMES`)
+    to record, a static tuple; None records every metric available. Recording only
+    ``exploitability`` / ``duality_gap`` costs one maximum per recording beyond the update.
 
     A recording and the step after it share one loop body, so the product Pπ_t that the metrics
     need is the one the update computes (XLA merges them): recording every step costs about one
     matrix–vector product per step, not two.
     """
-    record, advance, interval = _driver(algo, game, hp, ref_logp, target_logp, metric_tau, record_every=record_every,
-                                        record_policy=record_policy, record_average=record_average, metrics=metrics)
+    record, advance, _ = _driver(algo, game, hp, ref_logp, target_logp, metric_tau, record_every=1,
+                                 record_policy=record_policy, record_average=record_average, metrics=metrics)
     carry = start(algo, game, hp, init_logp, ref_logp, record_average=record_average)
-    carry, rows = lax.scan(interval, carry, None, length=steps // record_every)
-    tail = []
-    if steps % record_every:  # the row at (steps // k)·k, then the remaining steps
-        tail.append(record(carry))
-        carry = lax.fori_loop(0, steps % record_every, lambda _, c: advance(c), carry)
-    final = record(carry)
-    trace = {k: jnp.concatenate([rows[k]] + [t[k][None] for t in tail] + [final[k][None]]) for k in final}
+    intervals = (steps + record_every - 1) // record_every  # then one more row: the final step
+
+    def interval(j, loop):
+        carry, trace = loop
+        row = record(carry)
+        trace = {k: trace[k].at[j].set(row[k]) for k in trace}
+        todo = jnp.clip(steps - j * record_every, 0, record_every)  # 0 after the final row only
+        stepped = advance(carry)  # in the loop body of the recording: XLA shares their Pπ_t
+        carry = jax.tree.map(lambda new, old: jnp.where(todo > 0, new, old), stepped, carry)
+        return lax.fori_loop(1, todo, lambda _, c: advance(c), carry), trace
+
+    shapes = jax.eval_shape(record, carry)
+    trace = {k: jnp.zeros((rows,) + v.shape, v.dtype) for k, v in shapes.items()}
+    carry, trace = lax.fori_loop(0, intervals + 1, interval, (carry, trace))
     state, avg, _ = carry
-    final = {k: v for k, v in final.items() if not k.endswith("policy")}
-    return state, avg, trace, final
+    return state, avg, trace
 
 
 def start(algo: Algorithm, game: Game, hp, init_logp, ref_logp, *, record_average: bool = True):
@@ -149,16 +160,20 @@ def final_row(algo: Algorithm, game: Game, hp, carry, ref_logp, target_logp, met
     return record(carry)
 
 
-def simulate_batch(algo, *args, steps: int, record_every: int, record_policy: bool = False,
-                   record_average: bool = True, metrics: tuple[str, ...] | None = None):
-    """:func:`simulate` vmapped over a leading batch axis of every array argument."""
-    return jax.vmap(partial(simulate, algo, steps=steps, record_every=record_every, record_policy=record_policy,
-                            record_average=record_average, metrics=metrics))(*args)
+def simulate_batch(algo, game, hp, init_logp, ref_logp, target_logp, metric_tau, steps, record_every, *,
+                   rows: int, record_policy: bool = False, record_average: bool = True,
+                   metrics: tuple[str, ...] | None = None):
+    """:func:`simulate` vmapped over a leading batch axis of every array argument but ``steps``
+    and ``record_every`` (one pair for the whole batch)."""
+    fn = partial(simulate, algo, rows=rows, record_policy=record_policy, record_average=record_average,
+                 metrics=metrics)
+    return jax.vmap(fn, in_axes=(0,) * 6 + (None, None))(game, hp, init_logp, ref_logp, target_logp, metric_tau,
+                                                            steps, record_every)
 
 
-_STATIC = ("algo", "steps", "record_every", "record_policy", "record_average", "metrics")
-_simulate_jit = jax.jit(simulate, static_argnames=_STATIC)
-_simulate_batch_jit = jax.jit(simulate_batch, static_argnames=_STATIC)
+STATIC = ("algo", "rows", "record_policy", "record_average", "metrics")
+simulate_jit = jax.jit(simulate, static_argnames=STATIC)
+simulate_batch_jit = jax.jit(simulate_batch, static_argnames=STATIC)
 
 
 def recorded_steps(steps: int, record_every: int) -> np.ndarray:
@@ -168,199 +183,26 @@ def recorded_steps(steps: int, record_every: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------ host side
-def _float_dtype(dtype):
-    dtype = jnp.dtype(dtype or (jnp.float64 if jax.config.jax_enable_x64 else jnp.float32))
-    if dtype not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float64)):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-    return dtype
-
-
-def policy_logits(spec, n: int, *, name: str, key=None, positive: bool = False) -> np.ndarray:
-    """Log-probabilities from a policy spec: None/'uniform', 'random' (logits ~ N(0, 1) from
-    ``key``), or a vector of n non-negative weights (normalized here). (The initial policy may
-    also be 'ref', resolved by the caller.)"""
-    if spec is None or (isinstance(spec, str) and spec == "uniform"):
-        return np.full(n, -np.log(n))
-    if isinstance(spec, str) and spec == "random":
-        if key is None:
-            raise ValueError(f"a random {name} needs a seed")
-        z = np.asarray(jax.random.normal(key, (n,), dtype=jnp.float64))
-        return z - np.logaddexp.reduce(z)
-    if isinstance(spec, str):
-        extra = ", 'ref'" if name == "initial policy" else ""
-        raise ValueError(f"{name} must be 'uniform', 'random'{extra} or a vector of {n} weights, got {spec!r}")
-    w = np.asarray(spec, dtype=np.float64)
-    if w.shape != (n,):
-        raise ValueError(f"{name} must have {n} entries (one per response), got shape {w.shape}")
-    if not np.all(np.isfinite(w)) or w.min() < 0 or w.sum() <= 0:
-        raise ValueError(f"{name} must be finite, non-negative weights with a positive sum, got {w.tolist()}")
-    if positive and w.min() == 0:
-        raise ValueError(f"{name} must give every response positive probability (a KL reference)")
-    with np.errstate(divide="ignore"):
-        return np.log(w / w.sum())
-
-
-def _as_game(game) -> np.ndarray:
-    """The validated (n, n) float64 matrix of a Game or array-like (validated in its own
-    precision: a float32 matrix is held to float32 rounding)."""
-    return np.asarray(make_game(np.asarray(game.P if isinstance(game, Game) else game)).P, dtype=np.float64)
-
-
-def _group_arrays(game) -> tuple | None:
-    """(groups, weights, rewards-or-None) of a multi-group Game, re-validated; None for a plain game."""
-    if not isinstance(game, Game) or game.groups is None:
-        return None
-    checked = make_group_game(np.asarray(game.groups), np.asarray(game.weights),
-                              None if game.rewards is None else np.asarray(game.rewards))
-    return tuple(None if x is None else np.asarray(x, dtype=np.float64) for x in checked[1:])
-
-
-def _stack_groups(parts: list) -> tuple | None:
-    """Stack per-game group arrays for a batch: all games plain, or all with the same group shapes."""
-    kinds = {None if p is None else tuple(None if x is None else x.shape for x in p) for p in parts}
-    if len(kinds) != 1:
-        raise ValueError("games in one batch must all be plain or all have the same groups (count, rewards or not)")
-    if parts[0] is None:
-        return None
-    return tuple(None if parts[0][k] is None else np.stack([p[k] for p in parts]) for k in range(3))
-
-
-def _as_games(games) -> np.ndarray:
-    """The validated (B, n, n) float64 stack of a batched Game, a (B, n, n) array or a list of
-    games / matrices — checked as one vectorized operation, each game exactly as :func:`_as_game`
-    would (an error names the offending game's index), then symmetrized and rounded to the default
-    float precision like :func:`gamelab.games.make_game`."""
-    if isinstance(games, Game) or (isinstance(games, (np.ndarray, jax.Array)) and np.ndim(games) == 3):
-        P = np.asarray(games.P if isinstance(games, Game) else games)
-        stack = P[None] if P.ndim == 2 else P
+def execute(prep: Prepared, *, jit: bool = True) -> RunResult:
+    """Run a :class:`gamelab.prepare.Prepared` batch through the one driver (jitted, or op by op
+    with ``jit=False``); the trace comes back as NumPy arrays with one row per recording."""
+    rows = prep.rows
+    if prep.batched:
+        fn = simulate_batch_jit if jit else simulate_batch
     else:
-        mats = [np.asarray(g.P if isinstance(g, Game) else g) for g in games]
-        if not mats:
-            raise ValueError("run_batch needs at least one game")
-        shapes, dtypes = {m.shape for m in mats}, {m.dtype for m in mats}
-        if len(shapes) != 1 or len(dtypes) != 1 or mats[0].ndim != 2:  # validate one by one, then compare sizes
-            checked = []
-            for i, m in enumerate(mats):
-                try:
-                    checked.append(_as_game(m))
-                except ValueError as exc:
-                    raise type(exc)(f"game {i}: {exc}") from None
-            sizes = sorted({m.shape[0] for m in checked})
-            if len(sizes) != 1:
-                raise ValueError(f"games in one batch must have the same number of responses, got {sizes}")
-            return np.stack(checked)
-        stack = np.stack(mats)
-    if len(stack) == 0:
-        raise ValueError("run_batch needs at least one game")
-    P = symmetrized(validate_matrices(stack))
-    default = jnp.dtype(jnp.float64 if jax.config.jax_enable_x64 else jnp.float32)
-    return P if default == np.float64 else P.astype(default).astype(np.float64)
+        fn = simulate_jit if jit else simulate
+    state, avg, trace = fn(prep.algo, *prep.args, np.int32(prep.steps), np.int32(prep.record_every),
+                           rows=row_bucket(rows), record_policy=prep.record_policy,
+                           record_average=prep.record_average, metrics=prep.metrics)
+    trace = {k: _rows(v, rows, prep.batched) for k, v in trace.items()}
+    final = {k: v[:, rows - 1] if prep.batched else v[rows - 1] for k, v in trace.items() if not k.endswith("policy")}
+    return RunResult(state, state.logp, avg, recorded_steps(prep.steps, prep.record_every), trace, final)
 
 
-def _target(target, P: np.ndarray, solve: bool = True) -> np.ndarray | None:
-    """The KL target's log-probabilities (None for none). ``solve=False``: validate the spec but
-    skip the LP (and return None) — the run records no ``kl_to_target``."""
-    if target is None:
-        return None
-    if isinstance(target, str):
-        if target != "nash":
-            raise ValueError(f"target must be 'nash', None or a policy, got {target!r}")
-        return policy_logits(exact_nash(P).policy, P.shape[0], name="target") if solve else None
-    logits = policy_logits(target, P.shape[0], name="target")
-    return logits if solve else None
-
-
-def metric_names(metrics) -> tuple[str, ...] | None:
-    """The canonical static form of a ``metrics`` argument: None (every metric) or a tuple of
-    names of :data:`gamelab.metrics.METRIC_NAMES` in that order (a single name may be a string),
-    so that the same set in another order does not compile again."""
-    if metrics is None:
-        return None
-    names = (metrics,) if isinstance(metrics, str) else tuple(metrics)
-    for name in names:
-        if not isinstance(name, str) or name not in METRIC_NAMES:
-            raise ValueError(f"unknown metric {name!r}; the metrics are {', '.join(METRIC_NAMES)}")
-    return tuple(m for m in METRIC_NAMES if m in names)
-
-
-def _check_available(names, tau, target, algo: Algorithm) -> None:
-    """A metric asked for by name must be computable: say what is missing."""
-    if names is None:
-        return
-    if "regularized_gap" in names and tau is None:
-        raise ValueError(f"metric 'regularized_gap' needs a τ: {algo.name} has no positive tau; pass metric_tau")
-    if "kl_to_target" in names and target is None:
-        raise ValueError("metric 'kl_to_target' needs a target (got target=None)")
-
-
-def _wants(names, metric: str) -> bool:
-    return names is None or metric in names
-
-
-def _metric_tau(algo: Algorithm, hp, metric_tau):
-    if metric_tau is not None:
-        metric_tau = float(metric_tau)
-        if not np.isfinite(metric_tau) or metric_tau <= 0:
-            raise ValueError(f"metric_tau must be a positive number, got {metric_tau}")
-        return metric_tau
-    if algo.uses_tau and float(np.min(np.asarray(hp.tau))) > 0:
-        return hp.tau
-    return None
-
-
-def resolve_algorithm(algorithm, n: int, learning: dict | None = None) -> Algorithm:
-    """The algorithm to run: registered by name (or given), made parametric when ``learning``
-    (feedback, policy, batch, optimizer) asks for a feedback mode."""
-    algo = algorithm if isinstance(algorithm, Algorithm) else get_algorithm(algorithm)
-    learning = dict(learning or {})
-    feedback = learning.pop("feedback", None)
-    if feedback in (None, "closed"):
-        if learning:
-            raise ValueError(f"{', '.join(sorted(learning))}: only with feedback 'exact' or 'sampled' (the closed-form"
-                             " tabular update has no batch, optimizer or policy)")
-        return algo
-    from gamelab.algorithms.parametric import make_parametric
-    from gamelab.policies import make_policy
-
-    policy = make_policy(learning.pop("policy", "tabular"), n)
-    return make_parametric(algo, policy, feedback, **learning)
-
-
-def learning_options(feedback=None, policy=None, batch=None, optimizer=None) -> dict:
-    """The options of a parametric run that were given (None = not given)."""
-    given = {"feedback": feedback, "policy": policy, "batch": batch, "optimizer": optimizer}
-    return {k: v for k, v in given.items() if v is not None}
-
-
-def _device_args(P, hp, init_logp, ref_logp, target_logp, tau, dtype, groups=None) -> tuple:
-    """The driver's array arguments in ``dtype`` (integer hyper-parameters keep their type)."""
-    as_dtype = partial(jnp.asarray, dtype=dtype)
-    parts = (None, None, None) if groups is None else tuple(None if x is None else as_dtype(x) for x in groups)
-    return (Game(as_dtype(P), *parts), _cast(hp, dtype), as_dtype(init_logp), as_dtype(ref_logp),
-            None if target_logp is None else as_dtype(target_logp), None if tau is None else as_dtype(tau))
-
-
-def _check_steps(steps: int, record_every: int) -> None:
-    for label, v in (("steps", steps), ("record_every", record_every)):
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{label} must be a positive integer, got {v!r}")
-
-
-def _cast(hp, dtype):
-    return type(hp)(*(jnp.asarray(v, dtype) if jnp.issubdtype(jnp.asarray(v).dtype, jnp.floating) else jnp.asarray(v) for v in hp))
-
-
-def _is_random(spec) -> bool:
-    return isinstance(spec, str) and spec == "random"
-
-
-def _init_and_ref(init, ref, n, seed):
-    # the keys only where a policy is drawn ('random'): splitting one costs a device call
-    k_init, k_ref = jax.random.split(jax.random.key(int(seed))) if _is_random(init) or _is_random(ref) else (None, None)
-    ref_l = policy_logits(ref, n, name="reference", key=k_ref, positive=True)
-    if isinstance(init, str) and init == "ref":
-        return ref_l, ref_l
-    return policy_logits(init, n, name="initial policy", key=k_init), ref_l
+def _rows(values, rows: int, batched: bool) -> np.ndarray:
+    """The first ``rows`` rows of a trace array (rows are its first axis after the batch axis)."""
+    values = np.asarray(values)
+    return values[:, :rows] if batched else values[:rows]
 
 
 def run(algorithm, game, *, steps: int, record_every: int = 1, init=None, ref=None, target="nash",
@@ -388,26 +230,14 @@ def run(algorithm, game, *, steps: int, record_every: int = 1, init=None, ref=No
     step are hyper-parameters) on ``policy`` ('tabular', 'linear:d=K' or a
     :class:`gamelab.policies.Policy`) from exact expectations or ``batch`` sampled pairs per step
     (:mod:`gamelab.algorithms.parametric`); ``seed`` then also seeds the sampling.
+
+    The trace is a dict of NumPy arrays, one row per recording (steps 0, k, 2k, … and the last).
     """
-    _check_steps(steps, record_every)
-    names = metric_names(metrics)
-    dtype = _float_dtype(dtype)
-    P = _as_game(game)
-    n = P.shape[0]
-    algo = resolve_algorithm(algorithm, n, learning_options(feedback, policy, batch, optimizer))
-    if "seed" in algo.hparams._fields:
-        hparams.setdefault("seed", int(seed))
-    hp = algo.make_hparams(**hparams)
-    init_l, ref_l = _init_and_ref(init, ref, n, seed)
-    tgt = _target(target, P, solve=_wants(names, "kl_to_target"))
-    tau = _metric_tau(algo, hp, metric_tau)
-    tau = tau if _wants(names, "regularized_gap") else None
-    _check_available(names, tau, tgt, algo)
-    args = _device_args(P, hp, init_l, ref_l, tgt, tau, dtype, _group_arrays(game))
-    fn = _simulate_jit if jit else simulate
-    state, avg, trace, final = fn(algo, *args, steps=steps, record_every=record_every, record_policy=record_policy,
-                                  record_average=record_average, metrics=names)
-    return RunResult(state, state.logp, avg, recorded_steps(steps, record_every), trace, final)
+    prep = prepare(algorithm, game, steps=steps, record_every=record_every, hparams=hparams, init=init, ref=ref,
+                   target=target, metric_tau=metric_tau, seeds=seed, dtype=dtype, record_policy=record_policy,
+                   record_average=record_average, metrics=metrics, feedback=feedback, policy=policy, batch=batch,
+                   optimizer=optimizer, batched=False)
+    return execute(prep, jit=jit)
 
 
 def run_batch(algorithm, games, *, steps: int, record_every: int = 1, hparams: dict | None = None,
@@ -422,7 +252,8 @@ def run_batch(algorithm, games, *, steps: int, record_every: int = 1, hparams: d
     raises naming its index: ``game 3: …``). ``hparams``: name -> scalar or length-B sequence.
     ``seeds``: int or length-B sequence (used by 'random' init/ref). ``init``/``ref``/``target``:
     as in :func:`run`, or a (B, n) array. ``metrics``, ``record_average``: as in :func:`run`.
-    Values of hyper-parameters are traced: changing them never recompiles. ``mesh``: a one-axis
+    Values of hyper-parameters, ``steps`` and ``record_every`` are traced: changing them never
+    recompiles (the trace length is bucketed to a power of two). ``mesh``: a one-axis
     ``jax.sharding.Mesh``; the runs are sharded over its devices (B must be a multiple of its size),
     each device computing B / size runs with no communication — ``gamelab.hosts.local_mesh(B)``
     takes every local device (on a CPU host, one per core after ``gamelab.hosts.use_cpu_cores()``).
@@ -431,65 +262,8 @@ def run_batch(algorithm, games, *, steps: int, record_every: int = 1, hparams: d
     keeps the shape and is bit-identical). ``feedback``, ``policy``, ``batch``,
     ``optimizer``: as in :func:`run` (each run's sampling is seeded by its entry of ``seeds``).
     """
-    _check_steps(steps, record_every)
-    names = metric_names(metrics)
-    dtype = _float_dtype(dtype)
-    if isinstance(games, Game) and games.groups is not None:  # a batched multi-group Game: one per run
-        batched = jax.tree.map(np.asarray, games if games.P.ndim == 3 else jax.tree.map(lambda x: x[None], games))
-        games = [Game(*(None if x is None else x[i] for x in batched)) for i in range(batched.P.shape[0])]
-    group_parts = [_group_arrays(g) for g in games] if isinstance(games, (list, tuple)) else [None]
-    games_given = _as_games(games)
-    n = games_given.shape[-1]
-    algo = resolve_algorithm(algorithm, n, learning_options(feedback, policy, batch, optimizer))
-    hparams = dict(hparams or {})
-    seeds_arr = np.atleast_1d(np.asarray(seeds))
-    if "seed" in algo.hparams._fields:
-        hparams.setdefault("seed", seeds_arr)
-    lengths = {len(games_given), len(seeds_arr)} | {np.size(v) for v in hparams.values()}
-    for spec in (init, ref, target):
-        if _per_run(spec):
-            lengths.add(len(spec))
-    B = max(lengths)
-    if lengths - {1, B}:
-        raise ValueError(f"batch inputs have incompatible lengths {sorted(lengths)}: each must be 1 or B")
-    hp = algo.make_hparams(**{k: np.broadcast_to(np.asarray(v), (B,)) for k, v in hparams.items()})
-    hp = type(hp)(*(np.broadcast_to(np.asarray(v), (B,)) for v in hp))
-    mats = np.broadcast_to(games_given, (B, n, n))
-    groups = _stack_groups(group_parts * B if len(group_parts) == 1 else group_parts)
-    seeds_arr = np.broadcast_to(seeds_arr, (B,))
-
-    def per_run(spec, i):
-        if _per_run(spec):
-            return spec[0] if len(spec) == 1 else spec[i]
-        return spec
-
-    if _per_run(init) or _per_run(ref) or _is_random(init) or _is_random(ref):
-        inits, refs = zip(*(_init_and_ref(per_run(init, i), per_run(ref, i), n, seeds_arr[i]) for i in range(B)))
-        inits, refs = np.stack(inits), np.stack(refs)
-    else:  # the same for every run: computed once
-        init_l, ref_l = _init_and_ref(init, ref, n, seeds_arr[0])
-        inits, refs = np.broadcast_to(init_l, (B, n)), np.broadcast_to(ref_l, (B, n))
-    solve = _wants(names, "kl_to_target")
-    if isinstance(target, str) and len(games_given) < B:  # one LP per game given, not one per run
-        solved = [_target(target, m, solve) for m in games_given]
-        targets = [solved[0 if len(solved) == 1 else i] for i in range(B)]
-    else:
-        targets = [_target(per_run(target, i), mats[i], solve) for i in range(B)]
-    tau = _metric_tau(algo, hp, metric_tau)
-    tau = tau if _wants(names, "regularized_gap") else None
-    _check_available(names, tau, targets[0], algo)
-    args = _device_args(mats, hp, inits, refs, None if targets[0] is None else np.stack(targets),
-                        None if tau is None else np.broadcast_to(np.asarray(tau), (B,)), dtype, groups)
-    if mesh is not None:
-        if B % mesh.size:
-            raise ValueError(f"a batch of {B} runs cannot be split evenly over {mesh.size} devices")
-        args = shard_runs(args, mesh)
-    fn = _simulate_batch_jit if jit else simulate_batch
-    state, avg, trace, final = fn(algo, *args, steps=steps, record_every=record_every, record_policy=record_policy,
-                                  record_average=record_average, metrics=names)
-    return RunResult(state, state.logp, avg, recorded_steps(steps, record_every), trace, final)
-
-
-def _per_run(spec) -> bool:
-    """Whether an init/ref/target spec is a (B, n) array: one policy per run."""
-    return isinstance(spec, (np.ndarray, jax.Array, list)) and np.ndim(spec) == 2
+    prep = prepare(algorithm, games, steps=steps, record_every=record_every, hparams=hparams, init=init, ref=ref,
+                   target=target, metric_tau=metric_tau, seeds=seeds, dtype=dtype, record_policy=record_policy,
+                   record_average=record_average, metrics=metrics, mesh=mesh, feedback=feedback, policy=policy,
+                   batch=batch, optimizer=optimizer)
+    return execute(prep, jit=jit)

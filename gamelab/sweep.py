@@ -63,7 +63,8 @@ from gamelab.algorithms import get_algorithm
 from gamelab.games import parse_game
 from gamelab.nash import exact_nash
 from gamelab.results import finished_chunks, read_manifest, trace_to_frame, write_chunk, write_manifest
-from gamelab.run import learning_options, metric_names, resolve_algorithm, run_batch
+from gamelab.prepare import learning_options, metric_names, resolve_algorithm
+from gamelab.run import run_batch
 
 SPEC_KEYS = {"algorithms", "games", "steps", "seeds", "grid", "record_every", "chunk_size", "init", "ref",
              "record_policy", "dtype", "target", "metric_tau", "antisymmetrize", "algorithm", "metrics", "feedback",

@@ -60,25 +60,25 @@ def test_hyperparameter_values_do_not_recompile(name):
     field = algo.hparams._fields[0]
     default = algo.hparams()[0]
     values = [default, default * 2 if field not in ("fixed_ref",) else 1 - default]
-    from gamelab.run import _simulate_batch_jit
+    from gamelab.run import simulate_batch_jit
 
     fixed = {k: v for k, v in small(name).items() if k != field}
     r = run_batch(name, [COMAL3], steps=4, hparams={field: values, **fixed})
     assert r.logp.shape == (2, 3)
     assert np.all(np.isfinite(np.asarray(r.trace["duality_gap"])))
-    compiled = _simulate_batch_jit._cache_size()
+    compiled = simulate_batch_jit._cache_size()
     other = [v * 0.5 if field != "fixed_ref" else v for v in values]
     run_batch(name, [COMAL3], steps=4, hparams={field: other, **fixed})
-    assert _simulate_batch_jit._cache_size() == compiled
+    assert simulate_batch_jit._cache_size() == compiled
 
 
 def test_one_compile_per_shape():
-    from gamelab.run import _simulate_batch_jit
+    from gamelab.run import simulate_batch_jit
 
-    before = _simulate_batch_jit._cache_size()
+    before = simulate_batch_jit._cache_size()
     for eta in (0.1, 0.2, 0.3):
         run_batch("inpo", [COMAL3, COMAL3], steps=5, hparams={"eta": [eta, eta / 2], "tau": 0.1})
-    assert _simulate_batch_jit._cache_size() - before <= 1
+    assert simulate_batch_jit._cache_size() - before <= 1
 
 
 # ----------------------------------------------------------------- closed forms (one step, 3x3)
@@ -343,8 +343,9 @@ def test_batched_hyperparameters_are_validated_elementwise():
 @pytest.mark.parametrize("name, expected", [("mwu", 2), ("inpo", 2), ("omwu", 3)])
 def test_recording_every_step_costs_no_extra_matvec(name, expected):
     """The metrics of π_t and the update from π_t share one loop body, and XLA merges their
-    products Pπ_t: the compiled run holds one dot in the loop plus one for the final metrics
-    (OMWU: one more for g_{−1} = g_0 at init). Average-iterate metrics add one per recording."""
+    products Pπ_t: the compiled run holds one dot in the recording body plus one in the loop over
+    the interval's other steps (OMWU: one more for g_{−1} = g_0 at init). Average-iterate metrics
+    add one, in the recording body."""
     import re
 
     import jax
@@ -356,8 +357,8 @@ def test_recording_every_step_costs_no_extra_matvec(name, expected):
     algo = REGISTRY[name]
     P, lp = jnp.asarray(random_matrix(np.random.default_rng(0), 50)), jnp.full(50, -np.log(50))
     hp = algo.hparams(**{k: jnp.asarray(v) for k, v in algo.hparams()._asdict().items()})
-    fn = jax.jit(simulate, static_argnames=("algo", "steps", "record_every", "record_policy", "record_average"))
-    for average, extra in ((False, 0), (True, 2)):
-        text = fn.lower(algo, Game(P), hp, lp, lp, None, None, steps=10, record_every=1,
+    fn = jax.jit(simulate, static_argnames=("algo", "rows", "record_policy", "record_average"))
+    for average, extra in ((False, 0), (True, 1)):
+        text = fn.lower(algo, Game(P), hp, lp, lp, None, None, 10, 1, rows=16,
                         record_average=average).compile().as_text()
         assert len(re.findall(r" dot\(", text)) == expected + extra

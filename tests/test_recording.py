@@ -11,7 +11,8 @@ from conftest import COMAL3, random_matrix
 from gamelab.algorithms import REGISTRY
 from gamelab.games import Game, InvalidGameError, validate_matrices, validate_matrix
 from gamelab.metrics import METRIC_NAMES
-from gamelab.run import _simulate_batch_jit, metric_names, run, run_batch, simulate
+from gamelab.prepare import metric_names
+from gamelab.run import run, run_batch, simulate, simulate_batch_jit
 from gamelab.sweep import SpecError, execute, make_spec
 
 
@@ -52,10 +53,10 @@ def test_metric_names_are_checked_and_canonical():
 
 def test_the_same_subset_in_another_order_does_not_recompile():
     run_batch("omwu", [COMAL3], steps=3, metrics=("duality_gap", "exploitability"), target=None)
-    before = _simulate_batch_jit._cache_size()
+    before = simulate_batch_jit._cache_size()
     run_batch("omwu", [COMAL3], steps=3, metrics=["exploitability", "duality_gap"], target=None,
               hparams={"eta": 0.3})
-    assert _simulate_batch_jit._cache_size() == before
+    assert simulate_batch_jit._cache_size() == before
 
 
 def test_no_metrics_at_all_still_runs():
@@ -83,14 +84,14 @@ def test_gap_only_recording_compiles_to_the_update_plus_a_maximum():
     algo = REGISTRY["mwu"]
     P, lp = jnp.asarray(random_matrix(np.random.default_rng(0), 50)), jnp.full(50, -np.log(50))
     hp = algo.hparams(eta=jnp.asarray(0.1))
-    fn = jax.jit(simulate, static_argnames=("algo", "steps", "record_every", "record_policy", "record_average",
-                                            "metrics"))
+    fn = jax.jit(simulate, static_argnames=("algo", "rows", "record_policy", "record_average", "metrics"))
 
     def hlo(**kw):
-        return fn.lower(algo, Game(P), hp, lp, lp, None, None, steps=10, record_every=1, **kw).compile().as_text()
+        return fn.lower(algo, Game(P), hp, lp, lp, None, None, 10, 1, rows=16, **kw).compile().as_text()
 
     lean, full = hlo(record_average=False, metrics=("exploitability",)), hlo(record_average=True)
-    assert len(re.findall(r" dot\(", lean)) == 2  # the loop's, and the final recording's
+    # the recording-and-first-step body's (one shared product), and the loop over the interval's other steps
+    assert len(re.findall(r" dot\(", lean)) == 2
     assert len(re.findall(r" exponential\(", lean)) < len(re.findall(r" exponential\(", full))
 
 

@@ -52,9 +52,10 @@ from gamelab.llm.games import SequenceGame, class_intervals, class_level_metrics
     present_classes, sampled_metric_names
 from gamelab.llm.model import TransformerPolicy
 from gamelab.llm.pairs import ClassOracle, PromptPairs, check_streamable
-from gamelab.metrics import _regularized_gap
+from gamelab.metrics import regularized_gap_from_win_rates
 from gamelab.policies import Policy, TabularPolicy
-from gamelab.run import _cast, _check_steps, _device_args, _metric_tau, final_row, recorded_steps, segment, start
+from gamelab.prepare import cast_hparams, check_steps, device_args, metric_tau_of
+from gamelab.run import final_row, recorded_steps, segment, start
 
 METRICS = ("exploitability", "duality_gap", "regularized_gap", "entropy", "win_rate_vs_ref")
 # The exact metrics (and the driver's oracle) enumerate all V^L responses and hold the lifted
@@ -277,7 +278,7 @@ def _record(rec: Recorder, policy, game: ClassOracle, ev: Evaluation, carry) -> 
                        class_marginal=q)
             if ev.tau is not None:
                 uniform = jnp.full(logp.shape, -jnp.log(logp.shape[0]), logp.dtype)
-                row["regularized_gap"] = _regularized_gap((C @ q)[game.classes], logp, uniform, ev.tau)
+                row["regularized_gap"] = regularized_gap_from_win_rates((C @ q)[game.classes], logp, uniform, ev.tau)
         else:
             y = policy.sample(state.params, keys[2 * x], (rec.samples,), x)
             counts = jnp.zeros(m, ev.ref_q.dtype).at[game.classes[y]].add(1.0)
@@ -364,7 +365,7 @@ def train(algorithm: str, game: SequenceGame, *, steps: int, record_every: int =
     ``eval_samples`` responses per prompt and recording, intervals at ``level`` (sampled).
     ``prompt_weights``: the distribution of a batch's prompts (default uniform; see module doc).
     """
-    _check_steps(steps, record_every)
+    check_steps(steps, record_every)
     if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) \
             or checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}")
@@ -388,7 +389,7 @@ def train(algorithm: str, game: SequenceGame, *, steps: int, record_every: int =
         if float(getattr(hp, "inner_tol", 0.0)) > 0:
             raise ValueError("inner_tol > 0 stops COMAL's inner solve on the exact regularized gap of the lifted "
                              "matrix: only with one prompt and exact metrics (use inner_tol=0)")
-    tau = _metric_tau(algo, hp, None)
+    tau = metric_tau_of(algo, hp, None)
     config = {"algorithm": algorithm, "game": game.spec, "steps": steps, "record_every": record_every,
               "policy": repr(pol), "model": getattr(pol, "config", None), "feedback": feedback, "batch": batch,
               "optimizer": optimizer, "hparams": {k: float(v) for k, v in hp._asdict().items()}, "seed": seed,
@@ -404,7 +405,7 @@ def train(algorithm: str, game: SequenceGame, *, steps: int, record_every: int =
     star = np.stack([game.class_nash(x) for x in range(prompts)])  # one LP per prompt, not one per row
     rec = ev = None  # the driver's own recordings
     if driver:
-        args = _device_args(game.matrix(0), hp, uniform, uniform, None, tau, jnp.float64)
+        args = device_args(game.matrix(0), hp, uniform, uniform, None, tau, jnp.float64)
         G, hp_dev, init_l, ref_l, _, tau_dev = _global(args, mesh)
     else:
         dt = jnp.float64
@@ -413,7 +414,7 @@ def train(algorithm: str, game: SequenceGame, *, steps: int, record_every: int =
         ev = Evaluation(jnp.asarray(star, dt), jnp.asarray(present_classes(game)), jnp.asarray(sizes, dt),
                         None if tau is None else jnp.asarray(tau, dt))
         rec = Recorder(mode, int(eval_samples), (float(level), 1 - (1 - float(level)) / prompts))
-        G, ev, hp_dev, init_l = _global((oracle, ev, _cast(hp, dt), jnp.asarray(uniform, dt)), mesh)
+        G, ev, hp_dev, init_l = _global((oracle, ev, cast_hparams(hp, dt), jnp.asarray(uniform, dt)), mesh)
         ref_l, tau_dev = init_l, None
     intervals = steps // record_every
     rows: list[dict] = []

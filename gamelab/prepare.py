@@ -1,0 +1,330 @@
+"""The one preparation step: everything a run needs, resolved, defaulted and validated on the host.
+
+:func:`prepare` turns (algorithm, games, feedback backend, hyper-parameters, seeds, initial and
+reference policies, KL target, steps, recording, dtype, metrics, mesh) into a :class:`Prepared`
+batch: the device arguments of the one driver (:func:`gamelab.run.simulate`) and the static
+choices that decide what compiles. ``run``, ``run_batch``, the sweep and the CLI all go through it;
+the transformer trainer uses its pieces (:func:`check_steps`, :func:`float_dtype`,
+:func:`device_args`, :func:`metric_tau_of`). Nothing here is jitted; an invalid input raises a
+``ValueError`` that names it before anything is traced.
+
+What compiles: ``steps`` and ``record_every`` are traced (any value reuses the program); the
+number of trace rows is rounded up to a power of two (:func:`row_bucket`), so runs of 900 or 1000
+steps share one program; hyper-parameter values are traced (a sweep over η is one program).
+"""
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gamelab.algorithms import Algorithm, get_algorithm
+from gamelab.games.core import Game, make_game, make_group_game, symmetrized, validate_matrices
+from gamelab.hosts import shard_runs
+from gamelab.metrics import METRIC_NAMES
+from gamelab.nash import exact_nash
+
+MAX_STEPS = 2**31 - 1  # steps and record_every are traced as int32
+
+
+class Prepared(NamedTuple):
+    """A validated batch, ready for the driver: ``args`` = (game, hparams, init, ref, target, τ)
+    as device arrays (with a leading batch axis when ``batched``); the rest are static choices."""
+
+    algo: Algorithm
+    args: tuple
+    steps: int
+    record_every: int
+    batched: bool
+    record_policy: bool
+    record_average: bool
+    metrics: tuple[str, ...] | None
+
+    @property
+    def rows(self) -> int:
+        """Trace rows: steps 0, k, 2k, … and the final step."""
+        return -(-self.steps // self.record_every) + 1
+
+
+def row_bucket(rows: int) -> int:
+    """The compiled trace length for ``rows`` rows: the next power of two (rows beyond ``rows``
+    are never written and are cut on the host), so nearby step counts share one program."""
+    return 1 << max(0, (rows - 1).bit_length())
+
+
+def float_dtype(dtype):
+    dtype = jnp.dtype(dtype or (jnp.float64 if jax.config.jax_enable_x64 else jnp.float32))
+    if dtype not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float64)):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    return dtype
+
+
+def policy_logits(spec, n: int, *, name: str, key=None, positive: bool = False) -> np.ndarray:
+    """Log-probabilities from a policy spec: None/'uniform', 'random' (logits ~ N(0, 1) from
+    ``key``), or a vector of n non-negative weights (normalized here). (The initial policy may
+    also be 'ref', resolved by the caller.)"""
+    if spec is None or (isinstance(spec, str) and spec == "uniform"):
+        return np.full(n, -np.log(n))
+    if isinstance(spec, str) and spec == "random":
+        if key is None:
+            raise ValueError(f"a random {name} needs a seed")
+        z = np.asarray(jax.random.normal(key, (n,), dtype=jnp.float64))
+        return z - np.logaddexp.reduce(z)
+    if isinstance(spec, str):
+        extra = ", 'ref'" if name == "initial policy" else ""
+        raise ValueError(f"{name} must be 'uniform', 'random'{extra} or a vector of {n} weights, got {spec!r}")
+    w = np.asarray(spec, dtype=np.float64)
+    if w.shape != (n,):
+        raise ValueError(f"{name} must have {n} entries (one per response), got shape {w.shape}")
+    if not np.all(np.isfinite(w)) or w.min() < 0 or w.sum() <= 0:
+        raise ValueError(f"{name} must be finite, non-negative weights with a positive sum, got {w.tolist()}")
+    if positive and w.min() == 0:
+        raise ValueError(f"{name} must give every response positive probability (a KL reference)")
+    with np.errstate(divide="ignore"):
+        return np.log(w / w.sum())
+
+
+def _as_game(game) -> np.ndarray:
+    """The validated (n, n) float64 matrix of a Game or array-like (validated in its own
+    precision: a float32 matrix is held to float32 rounding)."""
+    return np.asarray(make_game(np.asarray(game.P if isinstance(game, Game) else game)).P, dtype=np.float64)
+
+
+def _group_arrays(game) -> tuple | None:
+    """(groups, weights, rewards-or-None) of a multi-group Game, re-validated; None for a plain game."""
+    if not isinstance(game, Game) or game.groups is None:
+        return None
+    checked = make_group_game(np.asarray(game.groups), np.asarray(game.weights),
+                              None if game.rewards is None else np.asarray(game.rewards))
+    return tuple(None if x is None else np.asarray(x, dtype=np.float64) for x in checked[1:])
+
+
+def _stack_groups(parts: list) -> tuple | None:
+    """Stack per-game group arrays for a batch: all games plain, or all with the same group shapes."""
+    kinds = {None if p is None else tuple(None if x is None else x.shape for x in p) for p in parts}
+    if len(kinds) != 1:
+        raise ValueError("games in one batch must all be plain or all have the same groups (count, rewards or not)")
+    if parts[0] is None:
+        return None
+    return tuple(None if parts[0][k] is None else np.stack([p[k] for p in parts]) for k in range(3))
+
+
+def _as_games(games) -> np.ndarray:
+    """The validated (B, n, n) float64 stack of a batched Game, a (B, n, n) array or a list of
+    games / matrices — checked as one vectorized operation, each game exactly as :func:`_as_game`
+    would (an error names the offending game's index), then symmetrized and rounded to the default
+    float precision like :func:`gamelab.games.make_game`."""
+    if isinstance(games, Game) or (isinstance(games, (np.ndarray, jax.Array)) and np.ndim(games) == 3):
+        P = np.asarray(games.P if isinstance(games, Game) else games)
+        stack = P[None] if P.ndim == 2 else P
+    else:
+        mats = [np.asarray(g.P if isinstance(g, Game) else g) for g in games]
+        if not mats:
+            raise ValueError("run_batch needs at least one game")
+        shapes, dtypes = {m.shape for m in mats}, {m.dtype for m in mats}
+        if len(shapes) != 1 or len(dtypes) != 1 or mats[0].ndim != 2:  # validate one by one, then compare sizes
+            checked = []
+            for i, m in enumerate(mats):
+                try:
+                    checked.append(_as_game(m))
+                except ValueError as exc:
+                    raise type(exc)(f"game {i}: {exc}") from None
+            sizes = sorted({m.shape[0] for m in checked})
+            if len(sizes) != 1:
+                raise ValueError(f"games in one batch must have the same number of responses, got {sizes}")
+            return np.stack(checked)
+        stack = np.stack(mats)
+    if len(stack) == 0:
+        raise ValueError("run_batch needs at least one game")
+    P = symmetrized(validate_matrices(stack))
+    default = jnp.dtype(jnp.float64 if jax.config.jax_enable_x64 else jnp.float32)
+    return P if default == np.float64 else P.astype(default).astype(np.float64)
+
+
+def _target(target, P: np.ndarray, solve: bool = True) -> np.ndarray | None:
+    """The KL target's log-probabilities (None for none). ``solve=False``: validate the spec but
+    skip the LP (and return None) — the run records no ``kl_to_target``."""
+    if target is None:
+        return None
+    if isinstance(target, str):
+        if target != "nash":
+            raise ValueError(f"target must be 'nash', None or a policy, got {target!r}")
+        return policy_logits(exact_nash(P).policy, P.shape[0], name="target") if solve else None
+    logits = policy_logits(target, P.shape[0], name="target")
+    return logits if solve else None
+
+
+def metric_names(metrics) -> tuple[str, ...] | None:
+    """The canonical static form of a ``metrics`` argument: None (every metric) or a tuple of
+    names of :data:`gamelab.metrics.METRIC_NAMES` in that order (a single name may be a string),
+    so that the same set in another order does not compile again."""
+    if metrics is None:
+        return None
+    names = (metrics,) if isinstance(metrics, str) else tuple(metrics)
+    for name in names:
+        if not isinstance(name, str) or name not in METRIC_NAMES:
+            raise ValueError(f"unknown metric {name!r}; the metrics are {', '.join(METRIC_NAMES)}")
+    return tuple(m for m in METRIC_NAMES if m in names)
+
+
+def _check_available(names, tau, target, algo: Algorithm) -> None:
+    """A metric asked for by name must be computable: say what is missing."""
+    if names is None:
+        return
+    if "regularized_gap" in names and tau is None:
+        raise ValueError(f"metric 'regularized_gap' needs a τ: {algo.name} has no positive tau; pass metric_tau")
+    if "kl_to_target" in names and target is None:
+        raise ValueError("metric 'kl_to_target' needs a target (got target=None)")
+
+
+def _wants(names, metric: str) -> bool:
+    return names is None or metric in names
+
+
+def metric_tau_of(algo: Algorithm, hp, metric_tau):
+    if metric_tau is not None:
+        metric_tau = float(metric_tau)
+        if not np.isfinite(metric_tau) or metric_tau <= 0:
+            raise ValueError(f"metric_tau must be a positive number, got {metric_tau}")
+        return metric_tau
+    if algo.uses_tau and float(np.min(np.asarray(hp.tau))) > 0:
+        return hp.tau
+    return None
+
+
+def resolve_algorithm(algorithm, n: int, learning: dict | None = None) -> Algorithm:
+    """The algorithm to run: registered by name (or given), made parametric when ``learning``
+    (feedback, policy, batch, optimizer) asks for a feedback mode."""
+    algo = algorithm if isinstance(algorithm, Algorithm) else get_algorithm(algorithm)
+    learning = dict(learning or {})
+    feedback = learning.pop("feedback", None)
+    if feedback in (None, "closed"):
+        if learning:
+            raise ValueError(f"{', '.join(sorted(learning))}: only with feedback 'exact' or 'sampled' (the closed-form"
+                             " tabular update has no batch, optimizer or policy)")
+        return algo
+    from gamelab.algorithms.parametric import make_parametric
+    from gamelab.policies import make_policy
+
+    policy = make_policy(learning.pop("policy", "tabular"), n)
+    return make_parametric(algo, policy, feedback, **learning)
+
+
+def learning_options(feedback=None, policy=None, batch=None, optimizer=None) -> dict:
+    """The options of a parametric run that were given (None = not given)."""
+    given = {"feedback": feedback, "policy": policy, "batch": batch, "optimizer": optimizer}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def device_args(P, hp, init_logp, ref_logp, target_logp, tau, dtype, groups=None) -> tuple:
+    """The driver's array arguments in ``dtype`` (integer hyper-parameters keep their type)."""
+    as_dtype = partial(jnp.asarray, dtype=dtype)
+    parts = (None, None, None) if groups is None else tuple(None if x is None else as_dtype(x) for x in groups)
+    return (Game(as_dtype(P), *parts), cast_hparams(hp, dtype), as_dtype(init_logp), as_dtype(ref_logp),
+            None if target_logp is None else as_dtype(target_logp), None if tau is None else as_dtype(tau))
+
+
+def check_steps(steps: int, record_every: int) -> None:
+    for label, v in (("steps", steps), ("record_every", record_every)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not 1 <= v <= MAX_STEPS:
+            raise ValueError(f"{label} must be a positive integer of at most {MAX_STEPS} (2^31 − 1), got {v!r}")
+
+
+def cast_hparams(hp, dtype):
+    return type(hp)(*(jnp.asarray(v, dtype) if jnp.issubdtype(jnp.asarray(v).dtype, jnp.floating) else jnp.asarray(v) for v in hp))
+
+
+def is_random(spec) -> bool:
+    return isinstance(spec, str) and spec == "random"
+
+
+def _init_and_ref(init, ref, n, seed):
+    # the keys only where a policy is drawn ('random'): splitting one costs a device call
+    k_init, k_ref = jax.random.split(jax.random.key(int(seed))) if is_random(init) or is_random(ref) else (None, None)
+    ref_l = policy_logits(ref, n, name="reference", key=k_ref, positive=True)
+    if isinstance(init, str) and init == "ref":
+        return ref_l, ref_l
+    return policy_logits(init, n, name="initial policy", key=k_init), ref_l
+
+
+
+
+def _per_run(spec) -> bool:
+    """Whether an init/ref/target spec is a (B, n) array: one policy per run."""
+    return isinstance(spec, (np.ndarray, jax.Array, list)) and np.ndim(spec) == 2
+
+
+def prepare(algorithm, games, *, steps: int, record_every: int = 1, hparams: dict | None = None, init=None,
+            ref=None, target="nash", metric_tau=None, seeds: Sequence[int] | int = 0, dtype=None,
+            record_policy: bool = False, record_average: bool = True, metrics=None, mesh=None,
+            feedback: str | None = None, policy=None, batch: int | None = None, optimizer: str | None = None,
+            batched: bool = True) -> Prepared:
+    """Resolve, default and validate one batch of runs (see :func:`gamelab.run.run_batch` for
+    the arguments). ``batched=False``: one run on one game (``games`` is that game, ``hparams``
+    scalars, ``seeds`` one seed); the arguments then carry no batch axis."""
+    check_steps(steps, record_every)
+    names = metric_names(metrics)
+    dtype = float_dtype(dtype)
+    if not batched:
+        games = [games]
+        seeds = [int(seeds)] if not isinstance(seeds, (list, tuple, np.ndarray)) else seeds
+        hparams = {k: [v] for k, v in (hparams or {}).items()}
+        init, ref, target = ([s] if _per_run([s]) else s for s in (init, ref, target))
+    if isinstance(games, Game) and games.groups is not None:  # a batched multi-group Game: one per run
+        stacked = jax.tree.map(np.asarray, games if games.P.ndim == 3 else jax.tree.map(lambda x: x[None], games))
+        games = [Game(*(None if x is None else x[i] for x in stacked)) for i in range(stacked.P.shape[0])]
+    group_parts = [_group_arrays(g) for g in games] if isinstance(games, (list, tuple)) else [None]
+    games_given = _as_games(games)
+    n = games_given.shape[-1]
+    algo = resolve_algorithm(algorithm, n, learning_options(feedback, policy, batch, optimizer))
+    hparams = dict(hparams or {})
+    seeds_arr = np.atleast_1d(np.asarray(seeds))
+    if "seed" in algo.hparams._fields:  # a run's seed also seeds its sampling
+        hparams.setdefault("seed", seeds_arr)
+    lengths = {len(games_given), len(seeds_arr)} | {np.size(v) for v in hparams.values()}
+    for spec in (init, ref, target):
+        if _per_run(spec):
+            lengths.add(len(spec))
+    B = max(lengths)
+    if lengths - {1, B}:
+        raise ValueError(f"batch inputs have incompatible lengths {sorted(lengths)}: each must be 1 or B")
+    hp = algo.make_hparams(**{k: np.broadcast_to(np.asarray(v), (B,)) for k, v in hparams.items()})
+    hp = type(hp)(*(np.broadcast_to(np.asarray(v), (B,)) for v in hp))
+    mats = np.broadcast_to(games_given, (B, n, n))
+    groups = _stack_groups(group_parts * B if len(group_parts) == 1 else group_parts)
+    seeds_arr = np.broadcast_to(seeds_arr, (B,))
+
+    def per_run(spec, i):
+        if _per_run(spec):
+            return spec[0] if len(spec) == 1 else spec[i]
+        return spec
+
+    if _per_run(init) or _per_run(ref) or is_random(init) or is_random(ref):
+        inits, refs = zip(*(_init_and_ref(per_run(init, i), per_run(ref, i), n, seeds_arr[i]) for i in range(B)))
+        inits, refs = np.stack(inits), np.stack(refs)
+    else:  # the same for every run: computed once
+        init_l, ref_l = _init_and_ref(init, ref, n, seeds_arr[0])
+        inits, refs = np.broadcast_to(init_l, (B, n)), np.broadcast_to(ref_l, (B, n))
+    solve = _wants(names, "kl_to_target")
+    if isinstance(target, str) and len(games_given) < B:  # one LP per game given, not one per run
+        solved = [_target(target, m, solve) for m in games_given]
+        targets = [solved[0 if len(solved) == 1 else i] for i in range(B)]
+    else:
+        targets = [_target(per_run(target, i), mats[i], solve) for i in range(B)]
+    tau = metric_tau_of(algo, hp, metric_tau)
+    tau = tau if _wants(names, "regularized_gap") else None
+    _check_available(names, tau, targets[0], algo)
+    host = (mats, hp, inits, refs, None if targets[0] is None else np.stack(targets),
+            None if tau is None else np.broadcast_to(np.asarray(tau), (B,)), groups)
+    if not batched:  # strip the batch axis of one run
+        host = jax.tree.map(lambda x: x[0], host)
+    args = device_args(*host[:6], dtype, host[6])
+    if mesh is not None:
+        if not batched or B % mesh.size:
+            raise ValueError(f"a batch of {B} runs cannot be split evenly over {mesh.size} devices")
+        args = shard_runs(args, mesh)
+    return Prepared(algo, args, int(steps), int(record_every), batched, bool(record_policy), bool(record_average),
+                    names)
