@@ -38,7 +38,8 @@ from jax import lax
 
 
 # ---------------------------------------------------------------------------------- oracles
-def _bernoulli(key, p):
+def bernoulli(key, p):
+    """A 0/1 label with probability ``p`` of 1, in ``p``'s dtype (what every oracle's ``sample`` draws)."""
     return jax.random.bernoulli(key, p).astype(p.dtype)
 
 
@@ -54,7 +55,7 @@ class MatrixOracle(NamedTuple):
         return self.P
 
     def sample(self, key, y, y2):
-        return _bernoulli(key, self.prob(y, y2))
+        return bernoulli(key, self.prob(y, y2))
 
 
 class BradleyTerryOracle(NamedTuple):
@@ -69,7 +70,7 @@ class BradleyTerryOracle(NamedTuple):
         return jax.nn.sigmoid(self.scores[:, None] - self.scores[None, :])
 
     def sample(self, key, y, y2):
-        return _bernoulli(key, self.prob(y, y2))
+        return bernoulli(key, self.prob(y, y2))
 
 
 class NoisyOracle(NamedTuple):
@@ -88,7 +89,7 @@ class NoisyOracle(NamedTuple):
         return (1.0 - self.flip) * p + self.flip * (1.0 - p)
 
     def sample(self, key, y, y2):
-        return _bernoulli(key, self.prob(y, y2))
+        return bernoulli(key, self.prob(y, y2))
 
 
 class MixtureOracle(NamedTuple):
@@ -112,7 +113,7 @@ class MixtureOracle(NamedTuple):
         """Labels and the group that gave each one."""
         k_group, k_label = jax.random.split(key)
         group = jax.random.categorical(k_group, jnp.log(self.weights), shape=jnp.shape(y))
-        return _bernoulli(k_label, self.group_prob(group, y, y2)), group
+        return bernoulli(k_label, self.group_prob(group, y, y2)), group
 
     def sample(self, key, y, y2):
         return self.sample_with_groups(key, y, y2)[0]
@@ -332,7 +333,7 @@ def sample_user_comparisons(key, P_groups, user_groups, comparisons: int, sampli
     flat = jax.random.categorical(k_pair, jnp.log(Q).ravel(), shape=(users * comparisons,))
     y, y2 = flat // n, flat % n
     user = jnp.repeat(jnp.arange(users), comparisons)
-    label = _bernoulli(k_label, P_groups[user_groups[user], y, y2])
+    label = bernoulli(k_label, P_groups[user_groups[user], y, y2])
     return Comparisons(user, y, y2, label)
 
 

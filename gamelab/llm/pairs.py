@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gamelab.algorithms.parametric import sampling_sides
-from gamelab.feedback import NoisyOracle, _bernoulli, exact_groups, exact_pairs, sampled_groups, sampled_pairs
+from gamelab.feedback import NoisyOracle, bernoulli, exact_groups, exact_pairs, sampled_groups, sampled_pairs
 
 
 class ClassOracle(NamedTuple):
@@ -48,7 +48,7 @@ class ClassOracle(NamedTuple):
         return self.C[0 if self.x is None else self.x, self.classes[y], self.classes[y2]]
 
     def sample(self, key, y, y2):
-        return _bernoulli(key, self.prob(y, y2))
+        return bernoulli(key, self.prob(y, y2))
 
 
 class PromptPairs(NamedTuple):
