@@ -31,10 +31,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-from jax import lax
+
+from gamelab import lazy
+from gamelab.lazy import jax, jnp, lax
 
 
 # ---------------------------------------------------------------------------------- oracles
@@ -238,7 +238,7 @@ NEWTON_STEPS = 30  # Newton iterations of the Bradley–Terry fit (warm-started 
 STEP_LENGTHS = 0.5 ** np.arange(12.0)  # line search: the best of these multiples of each Newton step
 
 
-@jax.jit  # compiled once per shape: host callers (the pooled baseline, EM) would otherwise retrace it
+@lazy.jit  # compiled once per shape: host callers (the pooled baseline, EM) would otherwise retrace it
 def bradley_terry_fit(P, weights, reward0, ridge):
     """argmin_r Σ_ij w_ij·[−P_ij·log σ(r_i − r_j)] + ridge/2·‖r‖² by Newton with a line search.
 
@@ -414,7 +414,7 @@ def _em_run_impl(data, resp0, ridge, *, n, users, hard, iterations):
     return EMResult(rewards, weights, resp, assignments[-1], ll, obj, assignments, last)
 
 
-_em_run = jax.jit(_em_run_impl, static_argnames=("n", "users", "hard", "iterations"))
+_em_run = lazy.jit(_em_run_impl, static_argnames=("n", "users", "hard", "iterations"))
 
 
 def em_mixture(data, n: int, groups: int, *, users=None, hard: bool = True, iterations: int = 10,

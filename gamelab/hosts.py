@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import warnings
 
-import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from gamelab.lazy import jax
 
 _FORCED = re.compile(r"--xla_force_host_platform_device_count=(\d+)")
 
@@ -39,7 +40,8 @@ def use_cpu_cores(count: int | None = None) -> int:
     Left as it is (and returned) when ``XLA_FLAGS`` already forces a device count, and when
     JAX's backends have started already (then an explicit ``count`` that differs warns: it can no
     longer change). Accelerators are unaffected: on a GPU or TPU host the default device stays
-    the accelerator.
+    the accelerator. Before JAX is imported this sets ``JAX_NUM_CPU_DEVICES`` (read by JAX on import,
+    and inherited by subprocesses), so that calling it does not import JAX.
     """
     explicit = count is not None
     if count is None:
@@ -49,6 +51,9 @@ def use_cpu_cores(count: int | None = None) -> int:
     forced = _FORCED.search(os.environ.get("XLA_FLAGS", ""))
     if forced:
         return int(forced.group(1))
+    if "jax" not in sys.modules:
+        os.environ["JAX_NUM_CPU_DEVICES"] = str(int(count))
+        return int(count)
     from jax._src import xla_bridge
 
     if xla_bridge.backends_are_initialized():
@@ -64,6 +69,8 @@ def use_cpu_cores(count: int | None = None) -> int:
 def local_mesh(runs: int | None = None, axis: str = "runs") -> Mesh | None:
     """A one-axis mesh over this process's devices for a batch of ``runs``: the most devices
     (at most all of them) that divide ``runs`` evenly; None where that is one device."""
+    from jax.sharding import Mesh
+
     devices = jax.local_devices()
     k = len(devices)
     if runs is not None:
@@ -76,4 +83,6 @@ def shard_runs(tree, mesh: Mesh | None):
     unchanged); each device then computes its runs with no communication."""
     if mesh is None:
         return tree
+    from jax.sharding import NamedSharding, PartitionSpec
+
     return jax.device_put(tree, NamedSharding(mesh, PartitionSpec(mesh.axis_names[0])))

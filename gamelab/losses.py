@@ -24,10 +24,8 @@ Population minimizers on tabular logits (DESIGN §3 "the key invariant"; tests/t
 """
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
-
 from gamelab.feedback import group_pairs_layout
+from gamelab.lazy import jax, jnp
 
 
 def _weighted(fb, per_pair):

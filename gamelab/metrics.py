@@ -10,9 +10,7 @@ probability exactly zero). Conventions (DESIGN §2):
 """
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
-from jax.scipy.special import logsumexp
+from gamelab.lazy import jax, jnp, jsp_special
 
 
 def log_normalize(logits: jax.Array) -> jax.Array:
@@ -70,7 +68,7 @@ def regularized_gap_from_win_rates(g, logp, ref_logp, tau):
     """``DG_τ`` from the win rates ``g = Pπ`` and normalized log-probabilities (for callers that
     hold ``g`` already: the driver's recording, class-level games)."""
     inv_tau = 1.0 / tau  # explicit: XLA otherwise rewrites g / τ differently in sharded programs
-    best = tau * logsumexp(ref_logp + g * inv_tau)
+    best = tau * jsp_special.logsumexp(ref_logp + g * inv_tau)
     return jnp.maximum(2.0 * (best + tau * kl(logp, ref_logp) - 0.5), 0.0)
 
 

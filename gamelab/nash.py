@@ -13,8 +13,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy.optimize import linprog
-from scipy.special import log_softmax, softmax
 
 from gamelab.games.core import Game
 
@@ -62,6 +60,8 @@ def _polish(P: np.ndarray, pi: np.ndarray, tol: float = 1e-7) -> np.ndarray | No
 
 def exact_nash(game) -> NashSolution:
     """A Nash policy of the symmetric game (not necessarily the unique one) by linear programming."""
+    from scipy.optimize import linprog
+
     P = _matrix(game)
     n = P.shape[0]
     c = np.zeros(n + 1)
@@ -90,6 +90,8 @@ def exact_nash(game) -> NashSolution:
 
 
 def _residual(P, log_ref, v, tau):
+    from scipy.special import softmax
+
     return v - P @ softmax(log_ref + v / tau)
 
 
@@ -100,6 +102,8 @@ def _newton(P, log_ref, v, tau, *, tol, max_iter):
     softmax covariance is positive semi-definite), and v stays in [0, 1]ⁿ whatever τ is — which is
     why this works where Newton on log π stalls as responses leave the support.
     """
+    from scipy.special import softmax
+
     n = v.size
     r = _residual(P, log_ref, v, tau)
     for k in range(max_iter):
@@ -128,6 +132,8 @@ def regularized_nash(game, ref=None, tau: float = 0.1, *, tol: float = 1e-13, ma
     ``ref`` is given as probabilities (entries > 0). ``residual`` is ``max |Pπ − v|`` at the
     returned point; raises ``RuntimeError`` if it is not below 1e-9.
     """
+    from scipy.special import log_softmax
+
     P = _matrix(game)
     n = P.shape[0]
     tau = float(tau)
@@ -188,6 +194,7 @@ def maxmin_policy(rewards, ref=None, beta: float = 1.0, *, tol: float = 1e-13) -
     support to ~1e-13 and no smaller elsewhere.
     """
     from scipy.optimize import minimize
+    from scipy.special import log_softmax, softmax
 
     R = np.asarray(rewards, dtype=np.float64)
     if R.ndim != 2 or not np.all(np.isfinite(R)):
@@ -242,6 +249,8 @@ class MaxMinNash(NamedTuple):
 def maxmin_nash(groups) -> MaxMinNash:
     """The row policy of the game whose opponent is the worst group: max_π min_{u, j} (πᵀP_u)_j, by
     linear programming (HiGHS). With one group this is the Nash of that group's game (value ½)."""
+    from scipy.optimize import linprog
+
     G = np.asarray(groups.groups if isinstance(groups, Game) else groups, dtype=np.float64)
     if G.ndim != 3 or G.shape[1] != G.shape[2]:
         raise ValueError(f"expected a (U, n, n) stack of preference matrices, got shape {G.shape}")
@@ -264,6 +273,7 @@ def pooled_reward_policy(game: Game, ref=None, beta: float = 1.0, pair_weights=N
     Σ_u w_u·P_u (pairs weighted uniformly unless ``pair_weights``), then the KL-regularized optimum
     π ∝ ref·exp(r̂/β) — what RLHF with one reward model does on data from several groups."""
     import jax.numpy as jnp
+    from scipy.special import softmax
 
     from gamelab.feedback import bradley_terry_fit
 

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax
-import jax.numpy as jnp
-
 from gamelab.algorithms.base import Algorithm, register
 from gamelab.algorithms.mirror import win_rates
+from gamelab.lazy import jax, jnp
 
 
 class NoHP(NamedTuple):

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax
-import jax.numpy as jnp
-
 from gamelab.algorithms.base import Algorithm, register
 from gamelab.algorithms.mirror import geometric
+from gamelab.lazy import jax, jnp
 
-log_softmax = jax.nn.log_softmax
+
+def log_softmax(x):
+    return jax.nn.log_softmax(x)
 
 
 class MaxMinState(NamedTuple):

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax
-import jax.numpy as jnp
-
 from gamelab import losses
 from gamelab.algorithms.base import Algorithm, SampledForm, register
+from gamelab.lazy import jax, jnp
 
-log_softmax = jax.nn.log_softmax
+
+def log_softmax(x):
+    return jax.nn.log_softmax(x)
 
 
 def win_rates(game, logp):

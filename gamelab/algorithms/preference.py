@@ -16,13 +16,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax
-import jax.numpy as jnp
-
 from gamelab import losses
 from gamelab.algorithms.base import Algorithm, SampledForm, register
 from gamelab.algorithms.mirror import RefState, geometric, init_ref, win_rates
 from gamelab.feedback import bradley_terry_fit
+from gamelab.lazy import jax, jnp
 
 
 class DPOState(NamedTuple):

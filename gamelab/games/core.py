@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax
 import numpy as np
+
+from gamelab.lazy import jax
 
 
 class InvalidGameError(ValueError):

@@ -7,13 +7,14 @@ general matrix — and a weight w_u (its share of the annotators). The pooled pr
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit
 
 from gamelab.games.core import Game, InvalidGameError, make_group_game
 
 
 def bradley_terry_matrix(rewards) -> np.ndarray:
     """P[i, j] = σ(r_i − r_j)."""
+    from scipy.special import expit
+
     r = np.asarray(rewards, dtype=np.float64)
     return expit(r[:, None] - r[None, :])
 
