@@ -17,6 +17,8 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
+from gamelab.suggest import did_you_mean
+
 # Constraints a hyper-parameter value can carry; checked on the host before anything is traced.
 CONSTRAINTS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], str]] = {
     "positive": (lambda x: x > 0, "must be > 0"),
@@ -136,18 +138,40 @@ ALIASES = {"sppo": "mwu", "hedge": "mwu", "online_ipo": "iterative_ipo", "ipo": 
            "dpo": "iterative_dpo", "egpo": "extragradient", "mirror_prox": "extragradient"}
 
 
+class Variant(NamedTuple):
+    """Options that pick a variant of a registered algorithm (``comal:inner=mmd``): the option names,
+    ``build(**options)`` returning the variant, and how to write them (for error messages)."""
+
+    options: tuple[str, ...]
+    build: Callable[..., Algorithm]
+    usage: str
+
+
+# Registered by the family's module (gamelab.algorithms.prox registers COMAL's inner solver), so
+# that this module imports none of them.
+VARIANTS: dict[str, Variant] = {}
+
+
+def register_variant(name: str, variant: Variant) -> None:
+    if name not in REGISTRY:
+        raise KeyError(f"variants of {name!r}: register the algorithm first")
+    VARIANTS[name] = variant
+
+
 def get_algorithm(name: str) -> Algorithm:
     """The registered algorithm ``name`` (or an alias: sppo, online_ipo, ipo, dpo, egpo, …);
-    ``comal:inner=mmd`` picks COMAL's inner solver."""
+    ``comal:inner=mmd`` picks COMAL's inner solver (a registered :class:`Variant`)."""
     base, _, options = name.partition(":")
     base = ALIASES.get(base, base)
     if base not in REGISTRY:
-        raise ValueError(f"unknown algorithm {base!r}; known: {', '.join(algorithm_names())}")
+        raise ValueError(f"unknown algorithm {base!r}; known: {', '.join(algorithm_names())}"
+                         + did_you_mean(base, [*REGISTRY, *ALIASES]))
     if not options:
         return REGISTRY[base]
-    from gamelab.algorithms import prox  # variants are built by their family's factory
-
     kwargs = dict(kv.split("=", 1) for kv in options.split(",") if "=" in kv)
-    if base != "comal" or set(kwargs) - {"inner"} or "=" not in options:
-        raise ValueError(f"{name!r}: only comal takes an option (comal:inner=SOLVER)")
-    return prox.make_comal(kwargs["inner"])
+    variant = VARIANTS.get(base)
+    if variant is None or set(kwargs) - set(variant.options) or "=" not in options:
+        takes = " and ".join(sorted(VARIANTS))
+        usage = ", ".join(v.usage for _, v in sorted(VARIANTS.items()))
+        raise ValueError(f"{name!r}: only {takes} take{'s' if len(VARIANTS) == 1 else ''} an option ({usage})")
+    return variant.build(**kwargs)

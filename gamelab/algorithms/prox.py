@@ -14,11 +14,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import NamedTuple
 
-import jax
-import jax.numpy as jnp
-from jax import lax
-
-from gamelab.algorithms.base import REGISTRY, Algorithm, SampledForm, register
+from gamelab.algorithms.base import REGISTRY, Algorithm, SampledForm, Variant, register, register_variant
+from gamelab.lazy import jax, jnp, lax
 from gamelab.metrics import regularized_gap
 
 INNER_SOLVERS = ("inpo", "mmd", "nash_md", "extragradient")  # their hyper-parameters are (eta, tau)
@@ -91,3 +88,4 @@ def make_comal(inner_name: str = "inpo") -> Algorithm:
 
 
 COMAL = register(make_comal("inpo"))
+register_variant("comal", Variant(("inner",), lambda inner: make_comal(inner), "comal:inner=SOLVER"))

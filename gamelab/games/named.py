@@ -13,12 +13,12 @@ import os
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from gamelab.games.core import Game, InvalidGameError, make_game
 from gamelab.games import groups
+from gamelab.lazy import jax, jnp
+from gamelab.suggest import did_you_mean
 
 
 class GameSpecError(InvalidGameError):
@@ -231,6 +231,11 @@ def game_names() -> list[str]:
     return list(GAMES)
 
 
+def unknown_game(name: str) -> GameSpecError:
+    """The error for a name that is not a registered game (every valid name, and the closest)."""
+    return GameSpecError(f"unknown game {name!r}; valid names: {', '.join(GAMES)}" + did_you_mean(name, GAMES))
+
+
 def _params_str(params: tuple[Param, ...]) -> str:
     return ", ".join(f"{p.name}:{p.type.__name__}={p.default}" for p in params)
 
@@ -273,7 +278,7 @@ def parse_params(name: str, text: str) -> dict[str, Any]:
 def build_game(name: str, **params) -> Game:
     """Build registered game ``name`` with ``params`` over its defaults."""
     if name not in GAMES:
-        raise GameSpecError(f"unknown game {name!r}; valid names: {', '.join(GAMES)}")
+        raise unknown_game(name)
     entry = GAMES[name]
     valid = {p.name for p in entry.params}
     unknown = sorted(set(params) - valid)
@@ -318,5 +323,5 @@ def parse_game(spec: str, *, antisymmetrize: bool = False) -> Game:
     name, _, rest = spec.partition(":")
     name = name.strip()
     if name not in GAMES:
-        raise GameSpecError(f"unknown game {name!r}; valid names: {', '.join(GAMES)}")
+        raise unknown_game(name)
     return build_game(name, **parse_params(name, rest))
