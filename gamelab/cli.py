@@ -8,14 +8,11 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-import numpy as np
 import typer
 
-from gamelab.algorithms import REGISTRY, algorithm_names, get_algorithm
-from gamelab.games import InvalidGameError, describe_games, parse_game
-from gamelab.nash import exact_nash, regularized_nash
-from gamelab.prepare import learning_options, resolve_algorithm
-from gamelab.run import run as run_algorithm
+# Each command imports what it uses: --help needs typer alone; `list` and an error about a bad
+# argument only the registries (which import without JAX: gamelab.lazy); the engine
+# (gamelab.run, gamelab.nash, JAX) is imported by a command that has work to do.
 
 app = typer.Typer(
     help="gamelab: which alignment algorithms reach the Nash policy of a preference game, in the last iterate?",
@@ -49,6 +46,8 @@ def fail(message: str) -> None:
 
 
 def load_game(spec: str, antisymmetrize: bool = False):
+    from gamelab.games import InvalidGameError, parse_game
+
     try:
         return parse_game(spec, antisymmetrize=antisymmetrize)
     except InvalidGameError as exc:
@@ -95,6 +94,8 @@ def parse_settings(items: List[str]) -> dict:
 
 def jsonable(x):
     """Floats for JSON; non-finite values become null (JSON has no inf or NaN)."""
+    import numpy as np
+
     if isinstance(x, dict):
         return {k: jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
@@ -111,6 +112,9 @@ def jsonable(x):
 @app.command("list")
 def list_cmd():
     """List the registered algorithms and the named games."""
+    from gamelab.algorithms import REGISTRY, algorithm_names
+    from gamelab.games import describe_games
+
     typer.echo("Algorithms (hyper-parameters with defaults; what the last iterate converges to):")
     for name in algorithm_names():
         algo = REGISTRY[name]
@@ -137,13 +141,17 @@ def nash(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ):
     """Exact Nash policy by linear programming (and the regularized Nash with --tau)."""
+    import numpy as np
+
+    from gamelab.nash import exact_nash, regularized_nash
+
+    weights = parse_policy(ref) if tau is not None else None
     g = load_game(game, antisymmetrize)
     P = np.asarray(g.P)
     sol = exact_nash(P)
     out = {"game": game, "n": int(P.shape[0]), "policy": sol.policy, "exploitability": sol.exploitability,
            "duality_gap": sol.duality_gap}
     if tau is not None:
-        weights = parse_policy(ref)
         try:
             reg = regularized_nash(P, None if weights in (None, "uniform") else weights, tau)
         except (ValueError, RuntimeError) as exc:
@@ -191,16 +199,30 @@ def run(
 
     With --feedback exact or sampled the algorithm's loss form runs on a parametric policy
     (sampled-feedback defaults may differ from the tabular ones: see `gamelab list`)."""
+    import numpy as np
+
+    from gamelab.algorithms import get_algorithm
+
     hp = parse_settings(settings)
     for key, value in (("eta", eta), ("tau", tau), ("inner", inner), ("inner_tol", inner_tol), ("lr", lr),
                        ("updates", updates), ("flip", flip)):
         if value is not None:
             hp[key] = value
+    init_policy, ref_policy = parse_policy(init), parse_policy(ref)
+    try:  # a bad name, or a bad hyper-parameter of the closed form, fails before the game imports JAX
+        registered = get_algorithm(algorithm)
+        if feedback == "closed":
+            registered.make_hparams(**hp)
+    except ValueError as exc:
+        fail(str(exc))
     g = load_game(game, antisymmetrize)
+    from gamelab.prepare import learning_options, resolve_algorithm
+    from gamelab.run import run as run_algorithm
+
     try:
         algo = resolve_algorithm(algorithm, int(np.shape(g.P)[0]), learning_options(feedback, policy, batch, optimizer))
-        result = run_algorithm(algo, g, steps=steps, record_every=record_every, init=parse_policy(init),
-                               ref=parse_policy(ref), seed=seed, dtype="float32" if float32 else None, **hp)
+        result = run_algorithm(algo, g, steps=steps, record_every=record_every, init=init_policy,
+                               ref=ref_policy, seed=seed, dtype="float32" if float32 else None, **hp)
     except (ValueError, RuntimeError) as exc:
         fail(str(exc))
     if "seed" in algo.hparams._fields:
@@ -260,7 +282,10 @@ def demo(
     out: Path = typer.Option(Path("outputs/demo"), help="folder for the figure"),
 ):
     """The default demo: every algorithm family on a non-transitive game; a table and a gap plot."""
+    import numpy as np
+
     from gamelab.plots import plot_gap_curves
+    from gamelab.run import run as run_algorithm
 
     g = load_game(game)
     curves, averages, rows = {}, {}, []
@@ -499,6 +524,8 @@ def llm_run(
 ):
     """Train a policy on a sequence game with one algorithm; last-iterate Nash gap every k steps
     (exact, or sampled with confidence intervals when V^L is too large to enumerate)."""
+    import numpy as np
+
     from gamelab.llm.games import parse_sequence_game
     from gamelab.llm.train import train
 

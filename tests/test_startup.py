@@ -1,0 +1,80 @@
+"""Start fast: --help, `list` and an error about a bad argument answer without importing JAX (or
+SciPy, Matplotlib, Flax, Optax, Orbax, pandas); the design rules on imports."""
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HEAVY = ("jax", "jaxlib", "scipy", "matplotlib", "flax", "optax", "orbax", "pandas")
+
+CASES = [  # (arguments, exit code, the stream and text that must appear)
+    (["--help"], 0, "stdout", "Usage"),
+    (["run", "--help"], 0, "stdout", "Usage"),
+    (["list"], 0, "stdout", "comal3"),
+    (["run", "nope", "rps"], 2, "stderr", "error: unknown algorithm 'nope'; known: comal"),
+    (["run", "mwuu", "rps", "--feedback", "sampled"], 2, "stderr", "did you mean 'mwu'"),
+    (["run", "mwu", "nogame"], 2, "stderr", "error: unknown game 'nogame'; valid names: rps"),
+    (["run", "mwu", "rsp"], 2, "stderr", "did you mean 'rps'"),
+    (["run", "mwu", "rps", "--set", "eta=abc"], 2, "stderr", "error: --set eta: 'abc' is not a number"),
+    (["run", "mwu", "rps", "--eta", "-1"], 2, "stderr", "error: mwu: eta must be > 0"),
+    (["run", "mwu", "rps", "--init", "a,b"], 2, "stderr", "error: a policy is 'uniform', 'random' or"),
+]
+
+# One fresh interpreter runs every case (each would import JAX for good), then reports the heavy
+# modules imported.
+WRAPPER = """
+import json, sys
+from typer.testing import CliRunner
+from gamelab.cli import app
+runs = [CliRunner().invoke(app, args) for args in json.loads(sys.argv[1])]
+print(json.dumps({"runs": [{"code": r.exit_code, "stdout": r.stdout, "stderr": r.stderr} for r in runs],
+                  "imported": sorted({m.split(".")[0] for m in sys.modules} & set(json.loads(sys.argv[2])))}))
+"""
+
+
+def test_help_list_and_bad_arguments_answer_without_importing_jax():
+    out = subprocess.run([sys.executable, "-c", WRAPPER, json.dumps([c[0] for c in CASES]), json.dumps(HEAVY)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    for (args, code, stream, text), run in zip(CASES, report["runs"]):
+        assert run["code"] == code and text in run[stream], (args, run)
+    assert report["imported"] == [], f"imported {report['imported']}"
+
+
+def test_suggestions_in_the_library_errors():
+    from gamelab.algorithms import get_algorithm
+    from gamelab.games import GameSpecError, parse_game
+
+    with pytest.raises(ValueError, match="unknown algorithm 'sppoo'; known: .*; did you mean 'sppo'"):
+        get_algorithm("sppoo")
+    with pytest.raises(GameSpecError, match=r"unknown game 'cyclc'; valid names: .*; did you mean 'cyclic'\?"):
+        parse_game("cyclc:n=5")
+    with pytest.raises(ValueError, match=r"'mwu:inner=mmd': only comal takes an option \(comal:inner=SOLVER\)"):
+        get_algorithm("mwu:inner=mmd")
+
+
+PACKAGE = Path(__file__).resolve().parents[1] / "gamelab"
+
+
+def imports_of(path: Path):
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            yield node.module, [a.name for a in node.names]
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                yield a.name, []
+
+
+def test_no_module_imports_another_modules_private_names():
+    for path in PACKAGE.rglob("*.py"):
+        for module, names in imports_of(path):
+            private = [n for n in names if n.startswith("_")] if module.startswith("gamelab") else []
+            assert not private, f"{path.relative_to(PACKAGE.parent)} imports {private} from {module}"
+
+
+def test_the_algorithm_registry_imports_no_family():  # the families import base: no circle
+    assert not [m for m, _ in imports_of(PACKAGE / "algorithms" / "base.py") if m.startswith("gamelab.algorithms")]
