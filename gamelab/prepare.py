@@ -15,7 +15,7 @@ steps share one program; hyper-parameter values are traced (a sweep over η is o
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp

@@ -128,20 +128,21 @@ SHARDED = f"""
 import json, shutil, sys, numpy as np, jax
 from jax.sharding import Mesh
 import gamelab.llm.train as T
+import gamelab.segments as S
 from gamelab.llm.games import parse_sequence_game
 
 assert jax.device_count() == 8, jax.devices()
-original, compiled, hlo = T._segment, {{}}, {{}}
+original, compiled, hlo = S.segment_jit, {{}}, {{}}
 
-def spy(algo, policy, mesh, *args, **static):
+def spy(algo, recorder, layout, *args, **static):
     # the segment train() runs, compiled ahead of time so that its optimized HLO can be read
     key = (name, static["intervals"])
     if key not in compiled:
-        compiled[key] = original.lower(algo, policy, mesh, *args, **static).compile()
+        compiled[key] = original.lower(algo, recorder, layout, *args, **static).compile()
         hlo[name] = compiled[key].as_text()
     return compiled[key](*args)
 
-T._segment = spy
+S.segment_jit = spy
 game = parse_sequence_game({GAME!r}, {TV}, {TL})
 runs = {{}}
 for name, devices, fsdp in [("one", 1, False), ("eight", 8, False), ("fsdp", 8, True)]:

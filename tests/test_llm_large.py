@@ -127,20 +127,20 @@ def _sizes(jaxpr):
 
 
 def test_a_million_responses_train_with_sampled_metrics_and_nothing_of_size_VL_squared(monkeypatch):
-    import gamelab.llm.train as T
+    import gamelab.segments as S
 
     game = sequence_game(16, 5, rule="count")  # 16^5 = 1,048,576 responses
     n = game.n
     monkeypatch.setattr(type(game), "matrix", lambda *a: pytest.fail("the lifted matrix was built"))
     seen = {}
-    original = T._segment
+    original = S.segment_jit
 
-    def spy(algo, policy, mesh, *args, **static):
-        seen["largest"] = max(_sizes(jax.make_jaxpr(lambda *a: T._advance(algo, policy, mesh, *a,
-                                                                           **static))(*args).jaxpr))
-        return original(algo, policy, mesh, *args, **static)
+    def spy(algo, recorder, layout, *args, **static):
+        seen["largest"] = max(_sizes(jax.make_jaxpr(lambda *a: S.advance_segment(algo, recorder, layout, *a,
+                                                                                 **static))(*args).jaxpr))
+        return original(algo, recorder, layout, *args, **static)
 
-    monkeypatch.setattr(T, "_segment", spy)
+    monkeypatch.setattr(S, "segment_jit", spy)
     r = train("inpo", game, steps=2, record_every=1, batch=16, eval_samples=256, progress=False,
               model={"d_model": 8, "heads": 1, "layers": 1}, hparams={"lr": 3e-3})
     assert r.config["metrics"] == "sampled" and r.logp is None  # chosen automatically beyond MAX_ENUMERATED

@@ -41,7 +41,6 @@ from gamelab.algorithms.mirror import geometric
 from gamelab.algorithms.prox import prox_solve
 from gamelab.feedback import (MatrixOracle, NoisyOracle, exact_groups, exact_pairs, group_pairs_layout,
                               sampled_groups, sampled_pairs)
-from gamelab.games import Game
 from gamelab.policies import Policy
 
 FEEDBACK_MODES = ("exact", "sampled")
@@ -111,11 +110,13 @@ class EnumeratedPairs(NamedTuple):
     """Where a step's pairs come from (the default): the policy's full log-distribution over the
     n responses of its one prompt (``view``, kept in the state as ``logp``), sampled or
     enumerated by :func:`draw_feedback`. Another source (``gamelab.llm``: several prompts, or
-    responses too many to enumerate) has the same two methods; ``cur``, ``anc`` and ``rf`` are
-    (parameters, view) of the sampling policy, the anchor π_t and the reference."""
+    responses too many to enumerate) has the same two methods and says whether its game holds a
+    matrix (``matrix``); ``cur``, ``anc`` and ``rf`` are (parameters, view) of the sampling
+    policy, the anchor π_t and the reference."""
 
     feedback: str
     batch: int
+    matrix = True  # the game is a Game with its matrix P (COMAL may stop its inner solve on DG_τ)
 
     def view(self, policy, params):
         return policy.log_probs(params)
@@ -140,7 +141,7 @@ def make_parametric(algo: Algorithm, policy: Policy, feedback: str = "sampled", 
     step) with the optax ``optimizer`` ('sgd', 'adam', 'rmsprop', 'adabelief'). ``pairs``: the
     source of each step's feedback (hashable; default :class:`EnumeratedPairs` of ``feedback``
     and ``batch``). The state's ``logp``/``ref_logp`` hold ``pairs.view`` of the parameters; a
-    source whose game is not a :class:`~gamelab.games.Game` (an oracle) runs COMAL's inner
+    source whose game is an oracle, not a matrix (``pairs.matrix`` false), runs COMAL's inner
     solve for exactly ``inner`` steps (``inner_tol`` needs the exact regularized gap)."""
     form = _require_form(algo)
     if feedback not in FEEDBACK_MODES:
@@ -226,7 +227,7 @@ def make_parametric(algo: Algorithm, policy: Policy, feedback: str = "sampled", 
 
         def step(game, hp, s):
             s = s._replace(ref=s.params, ref_logp=s.logp)  # the prox centre π_k
-            if not isinstance(game, Game):  # an oracle, no matrix: exactly hp.inner steps
+            if not pairs.matrix:  # an oracle, no matrix: exactly hp.inner steps
                 return lax.fori_loop(0, hp.inner, lambda _, st: iteration(inner, game, hp, st), s)
             return prox_solve(game, hp, s, s.logp, lambda st: iteration(inner, game, hp, st))[1]
 

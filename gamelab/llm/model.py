@@ -133,10 +133,13 @@ class TransformerPolicy(Policy):
 
         return jax.lax.with_sharding_constraint(z, NamedSharding(self.mesh, PartitionSpec()))
 
-    def param_sharding(self, params):
-        """Replicated, or (``fsdp``) each weight's largest axis divisible by the mesh size sharded."""
+    def param_sharding(self, params, mesh=None):
+        """Replicated, or (``fsdp``) each weight's largest axis divisible by the mesh size sharded
+        (over the policy's own mesh; ``mesh`` is used only by a policy built without one)."""
         from jax.sharding import NamedSharding, PartitionSpec
 
+        if self.mesh is None:
+            return super().param_sharding(params, mesh)
         axis, size = self.mesh.axis_names[0], self.mesh.size
 
         def spec(leaf):

@@ -58,6 +58,7 @@ class PromptPairs(NamedTuple):
     batch: int
     prompts: int
     enumerate: bool
+    matrix = False  # the game is a ClassOracle: COMAL's inner solve runs exactly its inner steps
 
     def view(self, policy, params):
         """(prompts, V^L) log-distributions, or (enumerate False) an empty placeholder."""

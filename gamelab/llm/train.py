@@ -2,12 +2,10 @@
 
 :func:`train` runs a registered algorithm's loss form (``gamelab.algorithms.parametric``) on a
 :class:`~gamelab.llm.model.TransformerPolicy` — or on tabular logits over the same enumerated
-sequences, which must give the tabular engine's numbers — through the driver's own loop body
-(:func:`gamelab.run.segment`), in segments of ``checkpoint_every`` recordings. After each segment
-the whole carry (parameters, optimizer state, reference, PRNG key, step) and the trace so far are
-saved with orbax (``out/checkpoints``, written to a temporary folder and renamed when complete,
-so a killed run never leaves a checkpoint that looks finished); the same command resumes from the
-latest one and produces bit for bit the trace of an uninterrupted run. A tqdm bar shows progress.
+sequences, which must give the tabular engine's numbers — through the generic checkpointed
+segment loop (:func:`gamelab.segments.run_segments`: the driver's own loop body, orbax
+checkpoints, resume bit for bit, the config guard, progress). This module only builds the policy,
+the oracle and the recorder.
 
 Metrics (``metrics=``; default: exact up to :data:`MAX_ENUMERATED` responses, sampled beyond):
 
@@ -34,11 +32,8 @@ The trace is stored like a sweep's (``out/manifest.json``, ``out/chunks/*.parque
 """
 from __future__ import annotations
 
-import json
 import math
-import os
-import time
-from functools import lru_cache, partial
+from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
@@ -54,8 +49,9 @@ from gamelab.llm.model import TransformerPolicy
 from gamelab.llm.pairs import ClassOracle, PromptPairs, check_streamable
 from gamelab.metrics import regularized_gap_from_win_rates
 from gamelab.policies import Policy, TabularPolicy
-from gamelab.prepare import cast_hparams, check_steps, device_args, metric_tau_of
-from gamelab.run import final_row, recorded_steps, segment, start
+from gamelab.prepare import cast_hparams, device_args, metric_tau_of
+from gamelab.run import recorded_steps
+from gamelab.segments import run_segments, to_global, to_host
 
 METRICS = ("exploitability", "duality_gap", "regularized_gap", "entropy", "win_rate_vs_ref")
 # The exact metrics (and the driver's oracle) enumerate all V^L responses and hold the lifted
@@ -96,149 +92,30 @@ def _tabular(n: int, prompts: int) -> TabularPolicy:
     return TabularPolicy(n, prompts)
 
 
-# The driver's pieces, jitted once per (algorithm, policy, mesh, segment length): train() called
-# twice in one process with the same configuration compiles nothing the second time.
-_STATIC = dict(record_policy=True, record_average=False, metrics=None)
+class CarryLayout(NamedTuple):
+    """The carry in one fixed layout over ``mesh`` (static: the segment loop's layout hook):
+    parameters, reference and every parameter-shaped part of the optimizer state as
+    ``policy.param_sharding`` says (FSDP: sharded), the rest replicated. Both the start and every
+    segment return it, so the segment's input shardings never change and it compiles once
+    (otherwise FSDP's sharded output would compile a second program)."""
 
+    policy: Policy
+    mesh: object
 
-def _canonical(carry, policy, mesh):
-    """The carry in one fixed layout over ``mesh``: parameters, reference and every parameter-shaped
-    part of the optimizer state as ``policy.param_sharding`` says (FSDP: sharded), the rest
-    replicated. Both the start and every segment return it, so the segment's input shardings never
-    change and it compiles once (otherwise FSDP's sharded output would compile a second program)."""
-    if mesh is None:
-        return carry
-    from jax.sharding import NamedSharding, PartitionSpec
+    def __call__(self, carry):
+        from jax.sharding import NamedSharding, PartitionSpec
 
-    state, avg, t = carry
-    replicated = NamedSharding(mesh, PartitionSpec())
-    wsc = jax.lax.with_sharding_constraint
-    if hasattr(policy, "param_sharding") and getattr(policy, "mesh", None) is not None:
-        spec = policy.param_sharding(state.params)
-    else:
-        spec = jax.tree.map(lambda _: replicated, state.params)
-    shape = jax.tree.structure(state.params)
-    like_params = lambda x: jax.tree.structure(x) == shape  # noqa: E731
-    rep = lambda tree: jax.tree.map(lambda x: wsc(x, replicated), tree)  # noqa: E731
-    opt = jax.tree.map(lambda x: wsc(x, spec) if like_params(x) else rep(x), state.opt, is_leaf=like_params)
-    state = state._replace(params=wsc(state.params, spec), ref=wsc(state.ref, spec), opt=opt,
-                           **{f: rep(getattr(state, f)) for f in ("logp", "ref_logp", "key", "t", "loss")})
-    return state, rep(avg), rep(t)
-
-
-def _begin(algo, policy, mesh, G, hp, init_logp, ref_logp):
-    return _canonical(start(algo, G, hp, init_logp, ref_logp, record_average=False), policy, mesh)
-
-
-def _recording(rec, policy, G, ev):
-    """The segment's recordings: the driver's own metrics of the lifted matrix G (``rec`` None), or
-    the class-marginal ones of :func:`_record` (several prompts, or sampled metrics)."""
-    return None if rec is None else partial(_record, rec, policy, G, ev)
-
-
-def _advance(algo, policy, mesh, G, ev, hp, carry, ref_logp, tau, *, rec, intervals, record_every):
-    carry, rows = segment(algo, G, hp, carry, ref_logp, None, tau, intervals=intervals, record_every=record_every,
-                          record=_recording(rec, policy, G, ev), **_STATIC)
-    return _canonical(carry, policy, mesh), rows
-
-
-def _end(algo, policy, rec, G, ev, hp, carry, ref_logp, tau):
-    return final_row(algo, G, hp, carry, ref_logp, None, tau, record=_recording(rec, policy, G, ev), **_STATIC)
-
-
-_start = jax.jit(_begin, static_argnums=(0, 1, 2))
-# The carry is donated: a segment's parameters and optimizer state replace the previous ones in
-# place instead of holding both (twice the model's training state) on the device.
-_segment = jax.jit(_advance, static_argnums=(0, 1, 2), static_argnames=("rec", "intervals", "record_every"),
-                   donate_argnames=("carry",))
-_final = jax.jit(_end, static_argnums=(0, 1, 2))
-
-
-def _multiprocess(mesh) -> bool:
-    return mesh is not None and len({d.process_index for d in mesh.devices.flat}) > 1
-
-
-def _global(tree, mesh, like=None):
-    """Every leaf as a global array over ``mesh`` — replicated, or laid out like the matching leaf
-    of ``like`` — built from this host's copy, which every process holds identically: what a jit
-    over a mesh spanning several processes needs (and, for ``like``, the layout it compiled for)."""
-    if mesh is None:
-        return tree
-    from jax.sharding import NamedSharding, PartitionSpec
-
-    replicated = NamedSharding(mesh, PartitionSpec())
-
-    def put(x, model=None):
-        if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
-            data = put(jax.random.key_data(x), None if model is None else jax.random.key_data(model))
-            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
-        if isinstance(x, jax.Array) and not x.is_fully_addressable:
-            return x  # already global
-        v = np.asarray(x)
-        sharding = replicated if model is None else model.sharding
-        return jax.make_array_from_callback(v.shape, sharding, lambda index: v[index])
-
-    return jax.tree.map(put, tree) if like is None else jax.tree.map(put, tree, like)
-
-
-def _host(tree, mesh):
-    """NumPy copies of (possibly global, possibly sharded) arrays, the same on every process."""
-    if not _multiprocess(mesh):
-        return jax.tree.map(np.asarray, tree)
-    from jax.experimental import multihost_utils
-
-    def fetch(x):
-        return np.asarray(x) if x.is_fully_replicated else multihost_utils.process_allgather(x, tiled=True)
-
-    return jax.tree.map(fetch, tree)
-
-
-def _barrier(name: str, mesh) -> None:
-    if _multiprocess(mesh):
-        from jax.experimental import multihost_utils
-
-        multihost_utils.sync_global_devices(name)
-
-
-def _saveable(tree, mesh=None) -> dict:
-    """Leaves by index as NumPy (typed PRNG keys as their raw key data); empty leaves (the state's
-    placeholder views with sampled metrics), which orbax cannot save, are left out."""
-    leaves = [jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x
-              for x in jax.tree.leaves(tree)]
-    return {f"{i:05d}": x for i, x in enumerate(_host(leaves, mesh)) if x.size}
-
-
-def _restore(saved: dict, like):
-    leaves, treedef = jax.tree.flatten(like)
-    if len(saved) != sum(1 for x in leaves if x.size):
-        raise ValueError("the checkpoint does not match this run's state (a different algorithm or model?)")
-    new = []
-    for i, x in enumerate(leaves):
-        if not x.size:
-            new.append(x)
-            continue
-        v = saved[f"{i:05d}"]
-        new.append(jax.random.wrap_key_data(jnp.asarray(v)) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
-                   else jnp.asarray(v, x.dtype))
-    return jax.tree.unflatten(treedef, new)
-
-
-def _check_config(out: Path, config: dict, mesh) -> None:
-    """``out`` must be fresh or hold this very run; its run.json is written atomically (process 0)."""
-    saved_config, wanted = out / "run.json", json.loads(json.dumps(config))
-    if saved_config.exists():
-        try:
-            old = json.loads(saved_config.read_text())
-        except ValueError:
-            raise ValueError(f"{saved_config} is not a run's config (unreadable JSON); use another --out") from None
-        if old != wanted:
-            changed = sorted(k for k in set(wanted) | set(old) if old.get(k) != wanted.get(k))
-            raise ValueError(f"{out} holds a different run (differs in {', '.join(changed)}); use another --out")
-    _barrier("gamelab.llm: config checked", mesh)  # no process may read run.json while it is written
-    if not saved_config.exists() and jax.process_index() == 0:
-        tmp = out / f".run.json.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(config, indent=1))
-        os.replace(tmp, saved_config)
+        state, avg, t = carry
+        replicated = NamedSharding(self.mesh, PartitionSpec())
+        wsc = jax.lax.with_sharding_constraint
+        spec = self.policy.param_sharding(state.params, self.mesh)
+        shape = jax.tree.structure(state.params)
+        like_params = lambda x: jax.tree.structure(x) == shape  # noqa: E731
+        rep = lambda tree: jax.tree.map(lambda x: wsc(x, replicated), tree)  # noqa: E731
+        opt = jax.tree.map(lambda x: wsc(x, spec) if like_params(x) else rep(x), state.opt, is_leaf=like_params)
+        state = state._replace(params=wsc(state.params, spec), ref=wsc(state.ref, spec), opt=opt,
+                               **{f: rep(getattr(state, f)) for f in ("logp", "ref_logp", "key", "t", "loss")})
+        return state, rep(avg), rep(t)
 
 
 # The path of several prompts or sampled metrics: the parametric step draws from PromptPairs on
@@ -253,16 +130,21 @@ class Evaluation(NamedTuple):
     tau: jax.Array | None  # τ of the regularized gap toward the uniform reference, or None
 
 
-class Recorder(NamedTuple):
-    """How the recordings are made (static)."""
+class ClassRecorder(NamedTuple):
+    """The recorder of the segment loop (static) for several prompts or sampled metrics:
+    ``recorder(oracle, evaluation, carry)`` -> per-prompt arrays (prompts, …) of the metrics,
+    and the last loss."""
 
     mode: str  # 'exact' or 'sampled'
     samples: int  # responses drawn per prompt and recording (sampled)
     levels: tuple  # (per prompt, for the prompt mean) confidence levels (sampled)
+    policy: Policy
+
+    def __call__(self, game: ClassOracle, ev: Evaluation, carry) -> dict:
+        return _record(self, self.policy, game, ev, carry)
 
 
-def _record(rec: Recorder, policy, game: ClassOracle, ev: Evaluation, carry) -> dict:
-    """One recording: per-prompt arrays (prompts, …) of the metrics, and the last loss."""
+def _record(rec: ClassRecorder, policy, game: ClassOracle, ev: Evaluation, carry) -> dict:
     state = carry[0]
     prompts, m = game.C.shape[0], game.C.shape[-1]
     keys = jax.random.split(jax.random.fold_in(state.key, 1), 2 * prompts)  # never a training draw's key
@@ -365,12 +247,6 @@ def train(algorithm: str, game: SequenceGame, *, steps: int, record_every: int =
     ``eval_samples`` responses per prompt and recording, intervals at ``level`` (sampled).
     ``prompt_weights``: the distribution of a batch's prompts (default uniform; see module doc).
     """
-    check_steps(steps, record_every)
-    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) \
-            or checkpoint_every < 1:
-        raise ValueError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}")
-    if steps % record_every:
-        raise ValueError(f"steps ({steps}) must be a multiple of record_every ({record_every})")
     mode = _check_metrics_mode(metrics, game, feedback, eval_samples, level)
     prompts = game.C.shape[0]
     weights = _prompt_weights(prompt_weights, prompts)
@@ -406,63 +282,21 @@ def train(algorithm: str, game: SequenceGame, *, steps: int, record_every: int =
     rec = ev = None  # the driver's own recordings
     if driver:
         args = device_args(game.matrix(0), hp, uniform, uniform, None, tau, jnp.float64)
-        G, hp_dev, init_l, ref_l, _, tau_dev = _global(args, mesh)
+        G, hp_dev, init_l, ref_l, _, tau_dev = to_global(args, mesh)
     else:
         dt = jnp.float64
         oracle = ClassOracle(jnp.asarray(game.classes, jnp.int32), jnp.asarray(game.C, dt), jnp.asarray(weights, dt))
         sizes = np.bincount(game.classes, minlength=game.m) / n
         ev = Evaluation(jnp.asarray(star, dt), jnp.asarray(present_classes(game)), jnp.asarray(sizes, dt),
                         None if tau is None else jnp.asarray(tau, dt))
-        rec = Recorder(mode, int(eval_samples), (float(level), 1 - (1 - float(level)) / prompts))
-        G, ev, hp_dev, init_l = _global((oracle, ev, cast_hparams(hp, dt), jnp.asarray(uniform, dt)), mesh)
+        rec = ClassRecorder(mode, int(eval_samples), (float(level), 1 - (1 - float(level)) / prompts), pol)
+        G, ev, hp_dev, init_l = to_global((oracle, ev, cast_hparams(hp, dt), jnp.asarray(uniform, dt)), mesh)
         ref_l, tau_dev = init_l, None
-    intervals = steps // record_every
-    rows: list[dict] = []
-    done, manager = 0, None
-    writer = jax.process_index() == 0
-    t0 = time.time()
-    if out is not None:  # before anything compiles: a wrong --out fails at once
-        out = Path(out).resolve()
-        out.mkdir(parents=True, exist_ok=True)
-        _check_config(out, config, mesh)
-    carry = _start(algo, pol, mesh, G, hp_dev, init_l, ref_l)
-    if out is not None:
-        import orbax.checkpoint as ocp
-
-        manager = ocp.CheckpointManager(out / "checkpoints", options=ocp.CheckpointManagerOptions(max_to_keep=2))
-        latest = manager.latest_step()  # only finished checkpoints: orbax renames a complete temporary folder
-        if latest is not None:
-            saved = manager.restore(latest, args=ocp.args.StandardRestore())
-            carry = _global(_restore(saved["carry"], carry), mesh, like=carry)
-            rows = [{k: np.asarray(v)[i] for k, v in saved["rows"].items()} for i in range(latest)]
-            done = int(latest)
-    resumed = done
-    bar = None
-    if progress and writer:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=steps, initial=done * record_every, unit="step", desc=f"{algorithm} on {game.spec}")
-    while done < intervals:
-        k = min(checkpoint_every, intervals - done)
-        carry, new = _segment(algo, pol, mesh, G, ev, hp_dev, carry, ref_l, tau_dev, rec=rec, intervals=k,
-                              record_every=record_every)
-        new = _host(new, mesh)
-        rows += [{key: v[i] for key, v in new.items()} for i in range(k)]
-        done += k
-        if manager is not None:
-            import orbax.checkpoint as ocp
-
-            stacked = {key: np.stack([r[key] for r in rows]) for key in rows[0]}
-            manager.save(done, args=ocp.args.StandardSave({"carry": _saveable(carry, mesh), "rows": stacked}))
-            manager.wait_until_finished()
-        if bar is not None:
-            bar.update(k * record_every)
-    if bar is not None:
-        bar.close()
-    if manager is not None:
-        manager.close()
-    final = _host(_final(algo, pol, rec, G, ev, hp_dev, carry, ref_l, tau_dev), mesh)
-    stacked = {key: np.stack([r[key] for r in rows] + [final[key]]) for key in final}
+    seg = run_segments(algo, G, hp_dev, init_l, ref_l, tau_dev, steps=steps, record_every=record_every,
+                       checkpoint_every=checkpoint_every, recorder=rec, aux=ev,
+                       layout=None if mesh is None else CarryLayout(pol, mesh), out=out, config=config, mesh=mesh,
+                       progress=progress, desc=f"{algorithm} on {game.spec}")
+    stacked, carry = seg.rows, seg.carry
     if driver:
         trace = stacked
         q = np.asarray(jax.vmap(lambda p: class_marginal(game, jnp.log(p)))(jnp.asarray(trace["policy"])))
@@ -471,12 +305,12 @@ def train(algorithm: str, game: SequenceGame, *, steps: int, record_every: int =
         with np.errstate(divide="ignore"):
             terms = star[0] * (np.log(np.where(support, star[0], 1.0)) - np.log(q))
         trace["kl_to_class_nash"] = np.sum(np.where(support, terms, 0.0), axis=-1)
-        logp = _host(carry[0].logp, mesh)
+        logp = to_host(carry[0].logp, mesh)
     else:
         trace = _per_prompt_trace(stacked, weights, mode)
-        logp = None if mode == "sampled" else _host(carry[0].logp, mesh)
-    result = TrainResult(recorded_steps(steps, record_every), trace, logp, config, time.time() - t0, resumed)
-    if out is not None and writer:
+        logp = None if mode == "sampled" else to_host(carry[0].logp, mesh)
+    result = TrainResult(recorded_steps(steps, record_every), trace, logp, config, seg.seconds, seg.resumed)
+    if out is not None and jax.process_index() == 0:
         write_results(result, out, n)
     return result
 

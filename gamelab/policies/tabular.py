@@ -26,6 +26,13 @@ class Policy:
     def sample(self, params, key, shape=(), x=0):
         return jax.random.categorical(key, self.log_probs(params, x), shape=shape)
 
+    def param_sharding(self, params, mesh):
+        """Each parameter's sharding over ``mesh``: replicated (a policy that shards its weights,
+        like the FSDP transformer, says otherwise)."""
+        from jax.sharding import NamedSharding, PartitionSpec
+
+        return jax.tree.map(lambda _: NamedSharding(mesh, PartitionSpec()), params)
+
 
 class TabularPolicy(Policy):
     """Free logits, one row per prompt: params (prompts, n); the full simplex is representable."""
