@@ -14,7 +14,7 @@ steps share one program; hyper-parameter values are traced (a sweep over η is o
 """
 from __future__ import annotations
 
-from functools import partial
+from functools import lru_cache, partial
 from typing import NamedTuple, Sequence
 
 import jax
@@ -99,7 +99,7 @@ def _group_arrays(game) -> tuple | None:
         return None
     checked = make_group_game(np.asarray(game.groups), np.asarray(game.weights),
                               None if game.rewards is None else np.asarray(game.rewards))
-    return tuple(None if x is None else np.asarray(x, dtype=np.float64) for x in checked[1:])
+    return tuple(None if x is None else np.asarray(x, dtype=np.float64) for x in checked[1:4])
 
 
 def _stack_groups(parts: list) -> tuple | None:
@@ -144,6 +144,37 @@ def _as_games(games) -> np.ndarray:
     return P if default == np.float64 else P.astype(default).astype(np.float64)
 
 
+@lru_cache(maxsize=1024)
+def _nash_of(data: bytes, n: int) -> np.ndarray:
+    return exact_nash(np.frombuffer(data, dtype=np.float64).reshape(n, n)).policy
+
+
+def nash_policy(P: np.ndarray) -> np.ndarray:
+    """The LP Nash policy of a validated matrix, solved once per distinct matrix in a process (a
+    sweep runs each game under many algorithms, step sizes and seeds)."""
+    P = np.ascontiguousarray(P, dtype=np.float64)
+    return _nash_of(P.tobytes(), P.shape[0]).copy()
+
+
+def pad_matrix(P: np.ndarray, size: int) -> np.ndarray:
+    """``P`` (n×n) as a ``size``×``size`` game whose extra responses lose to every response with
+    certainty (``P[pad, y] = 0``, ``P[y, pad] = 1``, ½ among themselves): a valid game in which a
+    policy that gives them probability 0 has the same win rates, gaps and updates as in ``P``."""
+    n = P.shape[0]
+    out = np.full((size, size), 0.5)
+    out[:n, :n] = P
+    out[:n, n:] = 1.0
+    out[n:, :n] = 0.0
+    return out
+
+
+def pad_logits(logits: np.ndarray | None, size: int) -> np.ndarray | None:
+    """Log-probabilities with ``-inf`` (probability exactly 0) for the padding responses."""
+    if logits is None:
+        return None
+    return np.concatenate([logits, np.full(size - len(logits), -np.inf)])
+
+
 def _target(target, P: np.ndarray, solve: bool = True) -> np.ndarray | None:
     """The KL target's log-probabilities (None for none). ``solve=False``: validate the spec but
     skip the LP (and return None) — the run records no ``kl_to_target``."""
@@ -152,7 +183,7 @@ def _target(target, P: np.ndarray, solve: bool = True) -> np.ndarray | None:
     if isinstance(target, str):
         if target != "nash":
             raise ValueError(f"target must be 'nash', None or a policy, got {target!r}")
-        return policy_logits(exact_nash(P).policy, P.shape[0], name="target") if solve else None
+        return policy_logits(nash_policy(P), P.shape[0], name="target") if solve else None
     logits = policy_logits(target, P.shape[0], name="target")
     return logits if solve else None
 
@@ -219,11 +250,11 @@ def learning_options(feedback=None, policy=None, batch=None, optimizer=None) -> 
     return {k: v for k, v in given.items() if v is not None}
 
 
-def device_args(P, hp, init_logp, ref_logp, target_logp, tau, dtype, groups=None) -> tuple:
+def device_args(P, hp, init_logp, ref_logp, target_logp, tau, dtype, groups=None, mask=None) -> tuple:
     """The driver's array arguments in ``dtype`` (integer hyper-parameters keep their type)."""
     as_dtype = partial(jnp.asarray, dtype=dtype)
     parts = (None, None, None) if groups is None else tuple(None if x is None else as_dtype(x) for x in groups)
-    return (Game(as_dtype(P), *parts), cast_hparams(hp, dtype), as_dtype(init_logp), as_dtype(ref_logp),
+    return (Game(as_dtype(P), *parts, None if mask is None else as_dtype(mask)), cast_hparams(hp, dtype), as_dtype(init_logp), as_dtype(ref_logp),
             None if target_logp is None else as_dtype(target_logp), None if tau is None else as_dtype(tau))
 
 
@@ -261,10 +292,17 @@ def prepare(algorithm, games, *, steps: int, record_every: int = 1, hparams: dic
             ref=None, target="nash", metric_tau=None, seeds: Sequence[int] | int = 0, dtype=None,
             record_policy: bool = False, record_average: bool = True, metrics=None, mesh=None,
             feedback: str | None = None, policy=None, batch: int | None = None, optimizer: str | None = None,
-            batched: bool = True) -> Prepared:
+            batched: bool = True, pad_to: int | None = None) -> Prepared:
     """Resolve, default and validate one batch of runs (see :func:`gamelab.run.run_batch` for
     the arguments). ``batched=False``: one run on one game (``games`` is that game, ``hparams``
-    scalars, ``seeds`` one seed); the arguments then carry no batch axis."""
+    scalars, ``seeds`` one seed); the arguments then carry no batch axis.
+
+    ``pad_to``: run a list of plain games of several sizes (at most ``pad_to`` responses) as one
+    batch of ``pad_to``×``pad_to`` games (:func:`pad_matrix`; closed-form feedback only): each
+    run's initial policy, reference and target are those of its own game, with probability exactly
+    0 on the padding, which keeps it there; the iterates and metrics are the unpadded run's up to
+    rounding (a product over more responses is summed in another order). The result's policies
+    have ``pad_to`` entries."""
     check_steps(steps, record_every)
     names = metric_names(metrics)
     dtype = float_dtype(dtype)
@@ -276,10 +314,16 @@ def prepare(algorithm, games, *, steps: int, record_every: int = 1, hparams: dic
     if isinstance(games, Game) and games.groups is not None:  # a batched multi-group Game: one per run
         stacked = jax.tree.map(np.asarray, games if games.P.ndim == 3 else jax.tree.map(lambda x: x[None], games))
         games = [Game(*(None if x is None else x[i] for x in stacked)) for i in range(stacked.P.shape[0])]
-    group_parts = [_group_arrays(g) for g in games] if isinstance(games, (list, tuple)) else [None]
-    games_given = _as_games(games)
+    learning = learning_options(feedback, policy, batch, optimizer)
+    if pad_to is None:
+        group_parts = [_group_arrays(g) for g in games] if isinstance(games, (list, tuple)) else [None]
+        games_given = _as_games(games)
+        sizes = [games_given.shape[-1]]
+    else:
+        games_given, sizes = _padding(games, pad_to, learning)
+        group_parts = [None]
     n = games_given.shape[-1]
-    algo = resolve_algorithm(algorithm, n, learning_options(feedback, policy, batch, optimizer))
+    algo = resolve_algorithm(algorithm, n, learning)
     hparams = dict(hparams or {})
     seeds_arr = np.atleast_1d(np.asarray(seeds))
     if "seed" in algo.hparams._fields:  # a run's seed also seeds its sampling
@@ -293,7 +337,6 @@ def prepare(algorithm, games, *, steps: int, record_every: int = 1, hparams: dic
         raise ValueError(f"batch inputs have incompatible lengths {sorted(lengths)}: each must be 1 or B")
     hp = algo.make_hparams(**{k: np.broadcast_to(np.asarray(v), (B,)) for k, v in hparams.items()})
     hp = type(hp)(*(np.broadcast_to(np.asarray(v), (B,)) for v in hp))
-    mats = np.broadcast_to(games_given, (B, n, n))
     groups = _stack_groups(group_parts * B if len(group_parts) == 1 else group_parts)
     seeds_arr = np.broadcast_to(seeds_arr, (B,))
 
@@ -302,29 +345,62 @@ def prepare(algorithm, games, *, steps: int, record_every: int = 1, hparams: dic
             return spec[0] if len(spec) == 1 else spec[i]
         return spec
 
-    if _per_run(init) or _per_run(ref) or is_random(init) or is_random(ref):
+    solve = _wants(names, "kl_to_target")
+    if pad_to is not None:  # every run at its own size, then padded
+        size_of = [sizes[0 if len(sizes) == 1 else i] for i in range(B)]
+        game_of = [games_given[0 if len(games_given) == 1 else i][:m, :m] for i, m in enumerate(size_of)]
+        pieces = [(*_init_and_ref(per_run(init, i), per_run(ref, i), size_of[i], seeds_arr[i]),
+                   _target(per_run(target, i), game_of[i], solve)) for i in range(B)]
+        inits, refs = (np.stack([pad_logits(p[k], n) for p in pieces]) for k in (0, 1))
+        targets = [pad_logits(p[2], n) for p in pieces]
+        mask = np.stack([np.arange(n) < m for m in size_of]).astype(np.float64)
+    elif _per_run(init) or _per_run(ref) or is_random(init) or is_random(ref):
         inits, refs = zip(*(_init_and_ref(per_run(init, i), per_run(ref, i), n, seeds_arr[i]) for i in range(B)))
         inits, refs = np.stack(inits), np.stack(refs)
     else:  # the same for every run: computed once
         init_l, ref_l = _init_and_ref(init, ref, n, seeds_arr[0])
         inits, refs = np.broadcast_to(init_l, (B, n)), np.broadcast_to(ref_l, (B, n))
-    solve = _wants(names, "kl_to_target")
-    if isinstance(target, str) and len(games_given) < B:  # one LP per game given, not one per run
-        solved = [_target(target, m, solve) for m in games_given]
-        targets = [solved[0 if len(solved) == 1 else i] for i in range(B)]
-    else:
-        targets = [_target(per_run(target, i), mats[i], solve) for i in range(B)]
+    mats = np.broadcast_to(games_given, (B, n, n))
+    if pad_to is None:
+        mask = None
+        if isinstance(target, str) and len(games_given) < B:  # one LP per game given, not one per run
+            solved = [_target(target, m, solve) for m in games_given]
+            targets = [solved[0 if len(solved) == 1 else i] for i in range(B)]
+        else:
+            targets = [_target(per_run(target, i), mats[i], solve) for i in range(B)]
     tau = metric_tau_of(algo, hp, metric_tau)
     tau = tau if _wants(names, "regularized_gap") else None
     _check_available(names, tau, targets[0], algo)
     host = (mats, hp, inits, refs, None if targets[0] is None else np.stack(targets),
-            None if tau is None else np.broadcast_to(np.asarray(tau), (B,)), groups)
+            None if tau is None else np.broadcast_to(np.asarray(tau), (B,)), groups, mask)
     if not batched:  # strip the batch axis of one run
         host = jax.tree.map(lambda x: x[0], host)
-    args = device_args(*host[:6], dtype, host[6])
+    args = device_args(*host[:6], dtype, *host[6:])
     if mesh is not None:
         if not batched or B % mesh.size:
             raise ValueError(f"a batch of {B} runs cannot be split evenly over {mesh.size} devices")
         args = shard_runs(args, mesh)
     return Prepared(algo, args, int(steps), int(record_every), batched, bool(record_policy), bool(record_average),
                     names)
+
+
+def _padding(games, size, learning: dict) -> tuple[np.ndarray, list[int]]:
+    """(the games padded to ``size`` as a (G, size, size) stack, each game's own size)."""
+    if learning:
+        raise ValueError("pad_to: only the closed-form update pads games (not feedback 'exact' or 'sampled')")
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"pad_to must be a positive integer, got {size!r}")
+    if not isinstance(games, (list, tuple)) or not games:
+        raise ValueError("pad_to needs a non-empty list of games")
+    mats = []
+    for i, g in enumerate(games):
+        if isinstance(g, Game) and g.groups is not None:
+            raise ValueError(f"game {i}: a multi-group game cannot be padded")
+        try:
+            mats.append(_as_game(g))
+        except ValueError as exc:
+            raise type(exc)(f"game {i}: {exc}") from None
+    sizes = [m.shape[0] for m in mats]
+    if max(sizes) > size:
+        raise ValueError(f"pad_to = {size} is smaller than a game of the batch ({max(sizes)} responses)")
+    return np.stack([pad_matrix(m, size) for m in mats]), sizes

@@ -244,7 +244,7 @@ def run_batch(algorithm, games, *, steps: int, record_every: int = 1, hparams: d
               init=None, ref=None, target="nash", metric_tau=None, seeds: Sequence[int] | int = 0,
               dtype=None, jit: bool = True, record_policy: bool = False, record_average: bool = True,
               metrics=None, mesh=None, feedback: str | None = None, policy=None, batch: int | None = None,
-              optimizer: str | None = None) -> RunResult:
+              optimizer: str | None = None, pad_to: int | None = None) -> RunResult:
     """Run one algorithm over a batch of B runs as one vmapped computation.
 
     ``games``: a list of games / matrices, a (B, n, n) array or a batched :class:`Game`; one game
@@ -261,9 +261,11 @@ def run_batch(algorithm, games, *, steps: int, record_every: int = 1, hparams: d
     responses may differ in the last bit (XLA vectorizes it by the per-device batch shape; a sweep
     keeps the shape and is bit-identical). ``feedback``, ``policy``, ``batch``,
     ``optimizer``: as in :func:`run` (each run's sampling is seeded by its entry of ``seeds``).
+    ``pad_to``: games of several sizes, each padded to ``pad_to`` responses that keep probability
+    exactly 0 (one compiled program for all sizes; :func:`gamelab.prepare.prepare`).
     """
     prep = prepare(algorithm, games, steps=steps, record_every=record_every, hparams=hparams, init=init, ref=ref,
                    target=target, metric_tau=metric_tau, seeds=seeds, dtype=dtype, record_policy=record_policy,
                    record_average=record_average, metrics=metrics, mesh=mesh, feedback=feedback, policy=policy,
-                   batch=batch, optimizer=optimizer)
+                   batch=batch, optimizer=optimizer, pad_to=pad_to)
     return execute(prep, jit=jit)

@@ -61,7 +61,6 @@ from jax.sharding import Mesh
 
 from gamelab.algorithms import get_algorithm
 from gamelab.games import parse_game
-from gamelab.nash import exact_nash
 from gamelab.results import finished_chunks, read_manifest, trace_to_frame, write_chunk, write_manifest
 from gamelab.prepare import learning_options, metric_names, resolve_algorithm
 from gamelab.run import run_batch
@@ -233,11 +232,6 @@ def _game_matrix(game: str, antisymmetrize: bool) -> np.ndarray:
     return np.asarray(_game(game, antisymmetrize).P)
 
 
-@lru_cache(maxsize=4096)
-def _game_nash(game: str, antisymmetrize: bool) -> np.ndarray:
-    return exact_nash(_game_matrix(game, antisymmetrize)).policy
-
-
 def load_game(spec: SweepSpec, game: str) -> np.ndarray:
     return _game_matrix(game, spec.antisymmetrize)
 
@@ -252,6 +246,7 @@ class Chunk:
     record_every: int
     width: int  # runs per vmapped piece (the same for every chunk of a group: one compile)
     runs: tuple  # dicts: run, algorithm, game, n, seed, hyper-parameters
+    padded: bool = False  # games of several sizes, padded to n responses (gamelab.prepare.pad_matrix)
 
 
 def vmap_width(n: int, group_runs: int) -> int:
@@ -284,7 +279,7 @@ def plan(spec: SweepSpec) -> list[Chunk]:
                 if f in over or f in spec.grid}
         defaults = {k: v for k, v in algo.hparams()._asdict().items() if k != "seed"}  # the run's seed
         combos = [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
-        groups: dict[int, list] = {}
+        groups: dict[tuple, list] = {}
         for game in spec.games:
             n = load_game(spec, game).shape[0]
             for combo in combos:
@@ -294,16 +289,26 @@ def plan(spec: SweepSpec) -> list[Chunk]:
                 except ValueError as exc:
                     raise SpecError(str(exc)) from None
                 for seed in spec.seeds:
-                    groups.setdefault(n, []).append({"run": run_id, "algorithm": name, "game": game, "n": n,
-                                                     "seed": int(seed), **hp})
+                    groups.setdefault(size_group(spec, game, n), []).append(
+                        {"run": run_id, "algorithm": name, "game": game, "n": n, "seed": int(seed), **hp})
                     run_id += 1
-        for n, runs in groups.items():
+        for runs in groups.values():
+            sizes = {r["n"] for r in runs}
+            n, padded = max(sizes), len(sizes) > 1  # several sizes: one program, padded to the largest
             width = vmap_width(n, len(runs))
             size = spec.chunk_size
             for k in range(0, len(runs), size):
                 chunks.append(Chunk(f"{_slug(name)}-n{n}-{k // size:05d}", name, n, steps, record_every, width,
-                                    tuple(runs[k:k + size])))
+                                    tuple(runs[k:k + size]), padded))
     return chunks
+
+
+def size_group(spec: SweepSpec, game: str, n: int) -> tuple:
+    """Which runs share a compiled program: plain games under the closed-form update by size
+    bucket (n ≤ 16, then each power of two: padded to the bucket's largest game), the rest by n."""
+    if spec.feedback == "closed" and _game(game, spec.antisymmetrize).groups is None:
+        return ("bucket", max(4, (n - 1).bit_length()))
+    return ("n", n)
 
 
 # ------------------------------------------------------------------------------------ running
@@ -334,19 +339,21 @@ def _run_pieces(spec: SweepSpec, chunk: Chunk, group: list, mesh, slots: int):
     if metrics is not None and "regularized_gap" in metrics and spec.metric_tau is None \
             and min(hparams.get("tau", [0.0])) <= 0:  # this algorithm has no τ: a NaN column
         metrics = tuple(m for m in metrics if m != "regularized_gap")
-    target = spec.target  # the LP Nash is solved once per game, not once per run
+    target = spec.target  # the LP Nash: solved once per distinct game in the process (gamelab.prepare)
     if metrics is not None and "kl_to_target" not in metrics:
         target = None  # not recorded: no LP
-    elif target == "nash":
-        target = np.stack([_game_nash(r["game"], spec.antisymmetrize) for r in runs])
     # Game objects, not matrices: a multi-group game carries its groups (per-group metrics, maxmin)
     result = run_batch(algo, [_game(r["game"], spec.antisymmetrize) for r in runs], steps=chunk.steps,
                        record_every=chunk.record_every, hparams=hparams, init=spec.init, ref=spec.ref,
                        target=target, metric_tau=spec.metric_tau, seeds=[r["seed"] for r in runs],
-                       dtype=spec.dtype, record_policy=spec.record_policy, metrics=metrics, mesh=mesh)
+                       dtype=spec.dtype, record_policy=spec.record_policy, metrics=metrics, mesh=mesh,
+                       pad_to=chunk.n if chunk.padded else None)
     keep = np.concatenate([np.arange(i * chunk.width, i * chunk.width + len(p)) for i, p in enumerate(group)])
     trace = {k: np.asarray(v)[keep] for k, v in result.trace.items()}
-    return trace_to_frame(trace, result.steps, piece, chunk.name)
+    frame = trace_to_frame(trace, result.steps, piece, chunk.name)
+    if chunk.padded and "policy" in frame:  # each run's own responses, not the padding
+        frame["policy"] = [p[:n] for p, n in zip(frame["policy"], frame["n"])]
+    return frame
 
 
 def _git_revision() -> str | None:
@@ -382,6 +389,10 @@ def prepare(spec: SweepSpec, out) -> list[Chunk]:
         if manifest.get("spec_digest") != spec.digest():
             raise SpecError(f"{out} holds results of a different sweep spec (digest {manifest.get('spec_digest')} "
                             f"vs {spec.digest()}); use a new --out folder")
+        planned = {c.name: [c.runs[0]["run"], c.runs[-1]["run"]] for c in chunks}
+        if "chunks" in manifest and manifest["chunks"] != planned:
+            raise SpecError(f"{out} holds this spec's results chunked another way (made by another gamelab version); "
+                            "use a new --out folder")
         return chunks
     if out.exists() and any(out.iterdir()):
         raise SpecError(f"{out} exists, is not empty and is not a gamelab results folder")

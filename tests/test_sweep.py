@@ -27,13 +27,15 @@ def test_hyperparameters_an_algorithm_lacks_are_not_multiplied():
     assert {c.steps for c in chunks if c.algorithm == "comal"} == {4}
 
 
-def test_game_ranges_expand_and_groups_split_by_size():
+def test_game_ranges_expand_and_sizes_share_a_padded_group():
     spec = make_spec(algorithms=["mwu"], games=["random:n=4,seed=0..9", "comal3"], steps=5, chunk_size=4)
     assert len(spec.games) == 11 and spec.games[3] == "random:n=4,seed=3"
     chunks = plan(spec)
-    assert {c.n for c in chunks} == {3, 4}
-    assert len([c for c in chunks if c.n == 4]) == 3  # 10 runs in chunks of 4
-    assert {c.width for c in chunks if c.n == 4} == {16}  # one vmap width per group: 10 runs -> 16
+    assert {(c.n, c.padded) for c in chunks} == {(4, True)}  # n = 3 and 4: one program, padded to 4
+    assert len(chunks) == 3 and sorted(r["n"] for c in chunks for r in c.runs) == [3] + [4] * 10
+    assert {c.width for c in chunks} == {16}  # one vmap width per group: 11 runs -> 16
+    one_size = plan(make_spec(algorithms=["mwu"], games=["random:n=4,seed=0..9", "random:n=20,seed=0"], steps=5))
+    assert {(c.n, c.padded) for c in one_size} == {(4, False), (20, False)}  # other buckets: not padded
 
 
 @pytest.mark.parametrize("raw, message", [
@@ -161,3 +163,23 @@ def test_no_recompilation_across_hyperparameter_values_or_chunk_sizes(tmp_path):
     for i, (etas, taus, size) in enumerate([([0.3, 0.4], [0.05], 3), ([0.5, 0.6], [0.2], 32), ([0.7, 0.8], [0.3], 5)]):
         execute(make_spec(**base, grid={"eta": etas, "tau": taus}, chunk_size=size), tmp_path / str(i), progress=False)
     assert simulate_batch_jit._cache_size() == compiled  # new values and chunk sizes: no new compile
+
+
+def test_a_sweep_over_several_sizes_equals_one_sweep_per_size(tmp_path):
+    """Games of sizes 3, 5 and 7 run as one padded program per algorithm; every row equals the
+    row of a sweep over that size alone (to rounding), policies cut to the game's responses."""
+    base = dict(algorithms=["omwu", "regret_matching"], steps=30, record_every=10, seeds=[0, 1], init="random",
+                record_policy=True)
+    games = ["rps", "random:n=5,seed=1", "random:n=7,seed=2"]
+    execute(make_spec(games=games, **base), tmp_path / "mixed", progress=False)
+    assert {c.padded for c in plan(make_spec(games=games, **base))} == {True}
+    mixed = load_results(tmp_path / "mixed").set_index(["algorithm", "game", "seed", "step", "iterate"]).sort_index()
+    for game in games:
+        execute(make_spec(games=[game], **base), tmp_path / game, progress=False)
+        alone = load_results(tmp_path / game).set_index(["algorithm", "game", "seed", "step", "iterate"]).sort_index()
+        got = mixed.loc[alone.index]
+        for col in ("exploitability", "duality_gap", "entropy", "kl_to_target", "win_rate_vs_ref"):
+            np.testing.assert_allclose(got[col].to_numpy(), alone[col].to_numpy(), rtol=0, atol=1e-12, err_msg=col)
+        for a, b in zip(got["policy"], alone["policy"]):
+            assert len(a) == len(b)
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)

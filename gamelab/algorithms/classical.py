@@ -42,10 +42,12 @@ def rm_init(game, hp, logp, ref):
     return RegretState(logp=logp, regret=jnp.zeros_like(logp))
 
 
-def regret_policy(regret):
+def regret_policy(regret, mask=None):
+    """π ∝ positive regrets; uniform (over the game's responses: ``mask``, padding excluded) when
+    no regret is positive."""
     positive = jnp.maximum(regret, 0.0)
     total = jnp.sum(positive)
-    uniform = jnp.full_like(regret, 1.0 / regret.shape[0])
+    uniform = jnp.full_like(regret, 1.0 / regret.shape[0]) if mask is None else mask / jnp.sum(mask)
     return jnp.log(jnp.where(total > 0, positive / jnp.where(total > 0, total, 1.0), uniform))
 
 
@@ -56,12 +58,12 @@ def instant_regret(game, logp):
 
 def rm_step(game, hp, s):
     regret = s.regret + instant_regret(game, s.logp)
-    return RegretState(regret_policy(regret), regret)
+    return RegretState(regret_policy(regret, game.mask), regret)
 
 
 def rm_plus_step(game, hp, s):
     regret = jnp.maximum(s.regret + instant_regret(game, s.logp), 0.0)
-    return RegretState(regret_policy(regret), regret)
+    return RegretState(regret_policy(regret, game.mask), regret)
 
 
 FICTITIOUS_PLAY = register(Algorithm(

@@ -24,12 +24,18 @@ class Game(NamedTuple):
     ``P = Σ_u weights_u·groups_u`` the pooled preference, and, when the groups' preferences come
     from Bradley–Terry rewards, those ``rewards`` (U, n). Single-population algorithms play the
     pooled P; group-aware ones (``maxmin``) and the per-group metrics read the groups.
+
+    A *padded* game (:func:`gamelab.prepare.pad_matrix`: games of several sizes run as one
+    compiled program) has ``mask`` (n,): 1 for a response, 0 for a padding response, which loses
+    to every response with certainty and has probability exactly 0 throughout; algorithms that
+    fall back to a uniform policy (regret matching) spread it over the masked responses only.
     """
 
     P: jax.Array
     groups: jax.Array | None = None
     weights: jax.Array | None = None
     rewards: jax.Array | None = None
+    mask: jax.Array | None = None
 
     @property
     def n(self) -> int:
