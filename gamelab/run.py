@@ -42,13 +42,13 @@ class RunResult(NamedTuple):
         return jnp.exp(self.logp)
 
 
-def _metrics(game, carry, ref, tau, target, record_policy, record_average, names):
+def _metrics(algo, game, carry, ref, tau, target, record_policy, record_average, names):
     state, avg, _ = carry
     out = policy_metrics(game.P, state.logp, ref, tau=tau, target_logits=target, normalized=True, names=names)
     if game.groups is not None:  # a multi-group game: per-group, worst-group and mean metrics
         out.update(group_metrics(game, state.logp, ref))
-    if hasattr(state, "loss"):  # a parametric run: its last training loss (NaN before the first step)
-        out["loss"] = state.loss
+    if algo.recorded is not None:  # what the algorithm records of its state (a parametric run's loss)
+        out.update(algo.recorded(state))
     if record_policy:
         out["policy"] = jnp.exp(state.logp)
     if record_average:
@@ -67,7 +67,7 @@ def _driver(algo: Algorithm, game: Game, hp, ref_logp, target_logp, metric_tau, 
     ``record``: a function of the carry returning the row's dict, in place of the metrics of
     ``game.P`` (gamelab.llm records metrics of games too large to lift to a matrix)."""
     if record is None:
-        record = partial(_metrics, game, ref=ref_logp, tau=metric_tau, target=target_logp,
+        record = partial(_metrics, algo, game, ref=ref_logp, tau=metric_tau, target=target_logp,
                          record_policy=record_policy, record_average=record_average, names=metrics)
 
     def advance(carry):

@@ -555,6 +555,9 @@ def test_every_metric_matches_reference(case):
         "exploitability": (M.exploitability(Pj, lp), R.exploitability(P, p)),
         "duality_gap": (M.duality_gap(Pj, lp), R.duality_gap(P, p)),
         "regularized_gap": (M.regularized_gap(Pj, lp, lref, tau), R.regularized_gap(P, p, ref, tau)),
+        "regularized_gap_from_win_rates": (
+            M.regularized_gap_from_win_rates(Pj @ jnp.exp(M.log_normalize(lp)), M.log_normalize(lp),
+                                             M.log_normalize(lref), tau), R.regularized_gap(P, p, ref, tau)),
         "kl(p‖q)": (M.kl(lp, lq), R.kl(p, q)),
         "kl(q‖p)": (M.kl(lq, lp), R.kl(q, p)),
         "kl(p‖ref)": (M.kl(lp, lref), R.kl(p, ref)),
@@ -595,8 +598,8 @@ def test_group_metrics_match_reference(case, seed):
 
 def test_every_metric_function_is_checked():
     """A new public metric in gamelab.metrics must get a reference counterpart here."""
-    checked = {"win_rates", "exploitability", "duality_gap", "regularized_gap", "kl", "entropy", "win_rate",
-               "group_metrics"}
+    checked = {"win_rates", "exploitability", "duality_gap", "regularized_gap", "regularized_gap_from_win_rates", "kl",
+               "entropy", "win_rate", "group_metrics"}
     helpers = {"log_normalize", "probs", "policy_metrics", "logsumexp"}
     public = {k for k, v in vars(M).items() if callable(v) and not k.startswith("_")
               and getattr(v, "__module__", None) == M.__name__}

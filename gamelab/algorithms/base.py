@@ -75,6 +75,8 @@ class Algorithm(NamedTuple):
     target: str
     description: str
     sampled: SampledForm | None = None  # the loss form (None: no sampled/parametric version)
+    # state -> dict of scalars recorded beside the metrics (a parametric run: its last training loss)
+    recorded: Callable[[Any], dict] | None = None
 
     def make_hparams(self, **values) -> Any:
         """Validated hyper-parameters; unknown names raise, missing ones take their defaults."""

@@ -134,6 +134,12 @@ def _require_form(algo: Algorithm):
     return algo.sampled
 
 
+def recorded_loss(state) -> dict:
+    """What a parametric run records beside the metrics: its last training loss (NaN before the
+    first step)."""
+    return {"loss": state.loss}
+
+
 @lru_cache(maxsize=None)  # one Algorithm per configuration, so jit caches hit across calls
 def make_parametric(algo: Algorithm, policy: Policy, feedback: str = "sampled", batch: int = 256,
                     optimizer: str = "sgd", pairs=None) -> Algorithm:
@@ -235,5 +241,5 @@ def make_parametric(algo: Algorithm, policy: Policy, feedback: str = "sampled", 
         algo.name, HP, algo.constraints + EXTRA_CONSTRAINTS, init, step, algo.target,
         f"{algo.description} — on {policy!r} from {feedback} feedback"
         + (f" ({batch} pairs per step)" if feedback == "sampled" else "") + f", optimizer {optimizer}",
-        form,
+        form, recorded_loss,
     )

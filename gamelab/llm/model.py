@@ -15,6 +15,7 @@ transformer exactly as it trains tabular logits.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -92,6 +93,23 @@ def sequence_index(tokens, vocab: int):
     return jnp.sum(tokens * vocab ** jnp.arange(length - 1, -1, -1), axis=-1)
 
 
+def _initial(vocab, length, prompts, d_model, heads, layers, dtype, seed):
+    """(graph, initial parameters) of a Transformer: the parameters drawn by one jitted program
+    (read from the persistent compilation cache when warm) instead of one eager operation per
+    weight, which costs a start-up of its own each."""
+    def build():
+        return Transformer(vocab, length, prompts, d_model, heads, layers, dtype=dtype, rngs=nnx.Rngs(seed))
+
+    graph, _ = nnx.split(nnx.eval_shape(build), nnx.Param)
+    return graph, _draw_parameters(vocab, length, prompts, d_model, heads, layers, dtype, seed)
+
+
+@partial(jax.jit, static_argnums=tuple(range(8)))
+def _draw_parameters(vocab, length, prompts, d_model, heads, layers, dtype, seed):
+    model = Transformer(vocab, length, prompts, d_model, heads, layers, dtype=dtype, rngs=nnx.Rngs(seed))
+    return nnx.split(model, nnx.Param)[1]
+
+
 class TransformerPolicy(Policy):
     """π_θ(y | x) of a causal transformer over V^L responses (Policy interface; see module doc).
 
@@ -110,9 +128,8 @@ class TransformerPolicy(Policy):
             raise ValueError(f"need vocab >= 2, length >= 1, prompts >= 1; got {vocab}, {length}, {prompts}")
         self.vocab, self.length, self.prompts, self.dtype = int(vocab), int(length), int(prompts), jnp.dtype(dtype)
         self.n = self.vocab ** self.length
-        model = Transformer(self.vocab, self.length, self.prompts, d_model, heads, layers, dtype=self.dtype,
-                            rngs=nnx.Rngs(seed))
-        self.graph, self.params0 = nnx.split(model, nnx.Param)
+        self.graph, self.params0 = _initial(self.vocab, self.length, self.prompts, d_model, heads, layers,
+                                            self.dtype, seed)
         self.config = dict(vocab=vocab, length=length, prompts=prompts, d_model=d_model, heads=heads, layers=layers,
                            seed=seed, dtype=str(self.dtype))
         self.mesh, self.fsdp = mesh, fsdp
