@@ -10,6 +10,8 @@ from typing import List, Optional
 
 import typer
 
+from gamelab import defaults
+
 # Each command imports what it uses: --help needs typer alone; `list` and an error about a bad
 # argument only the registries (which import without JAX: gamelab.lazy); the engine
 # (gamelab.run, gamelab.nash, JAX) is imported by a command that has work to do.
@@ -173,19 +175,19 @@ def nash(
 def run(
     algorithm: str = typer.Argument(..., help="registered algorithm (see `gamelab list`); comal:inner=mmd picks COMAL's inner solver"),
     game: str = typer.Argument(..., help=GAME_HELP),
-    steps: int = typer.Option(1000, help="steps to run (for comal: outer prox iterations)"),
+    steps: int = typer.Option(defaults.STEPS, help="steps to run (for comal: outer prox iterations)"),
     eta: Optional[float] = typer.Option(None, help="step size η"),
     tau: Optional[float] = typer.Option(None, help="KL regularization τ"),
     inner: Optional[int] = typer.Option(None, help="comal: inner solver steps per outer iteration"),
     inner_tol: Optional[float] = typer.Option(None, help="comal: stop the inner solve at this regularized gap"),
     settings: List[str] = typer.Option([], "--set", help="any other hyper-parameter, NAME=VALUE (repeatable)"),
-    record_every: int = typer.Option(1, help="record metrics every k steps"),
+    record_every: int = typer.Option(defaults.RECORD_EVERY, help="record metrics every k steps"),
     init: Optional[str] = typer.Option(None, help="initial policy: uniform (default), random, or weights 'w1,w2,...'"),
     ref: Optional[str] = typer.Option(None, help="reference policy: uniform (default), random, or weights"),
-    seed: int = typer.Option(0, help="seed for random init/ref and for sampled feedback"),
+    seed: int = typer.Option(defaults.SEED, help="seed for random init/ref and for sampled feedback"),
     feedback: str = typer.Option("closed", help="closed (the tabular closed-form update), exact (the loss on all "
                                  "pairs, minimized by the optimizer) or sampled (the loss on --batch sampled pairs)"),
-    batch: Optional[int] = typer.Option(None, help="sampled feedback: pairs per step (default 256)"),
+    batch: Optional[int] = typer.Option(None, help=f"sampled feedback: pairs per step (default {defaults.BATCH})"),
     optimizer: Optional[str] = typer.Option(None, help="exact/sampled: sgd (default), adam, rmsprop or adabelief"),
     lr: Optional[float] = typer.Option(None, help="exact/sampled: learning rate (default per optimizer)"),
     updates: Optional[int] = typer.Option(None, help="exact/sampled: optimizer steps per batch (default 1)"),
@@ -419,8 +421,9 @@ def sweep(
     steps: Optional[int] = typer.Option(None, help="steps per run (COMAL: outer iterations)"),
     seeds: Optional[str] = typer.Option(None, help="comma-separated seeds"),
     grid: List[str] = typer.Option([], "--grid", help="NAME=v1,v2,... (repeatable), e.g. --grid eta=0.05,0.1"),
-    record_every: Optional[int] = typer.Option(None, help="record metrics every k steps (default steps // 100)"),
-    chunk_size: Optional[int] = typer.Option(None, help="runs per results file (default 256)"),
+    record_every: Optional[int] = typer.Option(None, help="record metrics every k steps (default steps // "
+                                               f"{defaults.SWEEP_RECORDS})"),
+    chunk_size: Optional[int] = typer.Option(None, help=f"runs per results file (default {defaults.SWEEP_CHUNK_SIZE})"),
     metrics: Optional[str] = typer.Option(None, help="comma-separated metrics to record (default: all), "
                                                      "e.g. exploitability,kl_to_target"),
     quiet: bool = typer.Option(False, help="no progress bar"),
@@ -488,33 +491,35 @@ def llm_run(
                              "cyclic:rule=count,prompts=4: each prompt its own class matrix)"),
     vocab: int = typer.Option(4, help="vocabulary size V"),
     length: int = typer.Option(4, help="response length L (V^L responses, enumerated for the exact gap)"),
-    steps: int = typer.Option(1000, help="training steps (comal: outer iterations of --inner steps)"),
-    record_every: int = typer.Option(10, help="record the metrics every k steps"),
+    steps: int = typer.Option(defaults.STEPS, help="training steps (comal: outer iterations of --inner steps)"),
+    record_every: int = typer.Option(defaults.LLM_RECORD_EVERY, help="record the metrics every k steps"),
     metrics: Optional[str] = typer.Option(None, help="exact (enumerate all V^L responses) or sampled (estimates "
                                           "with confidence intervals); default exact up to 16384 responses"),
-    eval_samples: int = typer.Option(4096, help="sampled metrics: responses drawn per prompt and recording"),
-    level: float = typer.Option(0.95, help="sampled metrics: confidence level of the intervals"),
+    eval_samples: int = typer.Option(defaults.EVAL_SAMPLES, help="sampled metrics: responses drawn per prompt and "
+                                     "recording"),
+    level: float = typer.Option(defaults.LEVEL, help="sampled metrics: confidence level of the intervals"),
     prompt_weights: Optional[str] = typer.Option(None, help="comma-separated weights of the prompts a batch draws "
                                                  "(default uniform)"),
     policy: str = typer.Option("transformer", help="transformer, or tabular logits over the same sequences"),
     feedback: str = typer.Option("sampled", help="sampled (--batch pairs per step) or exact (all pairs)"),
-    batch: int = typer.Option(256, help="sampled pairs per step"),
-    optimizer: str = typer.Option("adam", help="adam, sgd, rmsprop or adabelief"),
-    lr: Optional[float] = typer.Option(None, help="learning rate (default 3e-3 for the transformer)"),
+    batch: int = typer.Option(defaults.BATCH, help="sampled pairs per step"),
+    optimizer: str = typer.Option(defaults.LLM_OPTIMIZER, help="adam, sgd, rmsprop or adabelief"),
+    lr: Optional[float] = typer.Option(None, help=f"learning rate (default {defaults.TRANSFORMER_LR} for the "
+                                       "transformer, the optimizer's own for tabular logits)"),
     eta: Optional[float] = typer.Option(None, help="step size η of the algorithm's target"),
     tau: Optional[float] = typer.Option(None, help="KL regularization τ"),
     inner: Optional[int] = typer.Option(None, help="comal: inner steps per outer iteration"),
     settings: List[str] = typer.Option([], "--set", help="any other hyper-parameter, NAME=VALUE (repeatable)"),
-    d_model: int = typer.Option(32, help="transformer width"),
-    heads: int = typer.Option(2, help="attention heads"),
-    layers: int = typer.Option(2, help="transformer blocks"),
-    seed: int = typer.Option(0, help="seed of the model initialization and of the sampling"),
+    d_model: int = typer.Option(defaults.TRANSFORMER["d_model"], help="transformer width"),
+    heads: int = typer.Option(defaults.TRANSFORMER["heads"], help="attention heads"),
+    layers: int = typer.Option(defaults.TRANSFORMER["layers"], help="transformer blocks"),
+    seed: int = typer.Option(defaults.SEED, help="seed of the model initialization and of the sampling"),
     devices: Optional[int] = typer.Option(None, help="data-parallel over this many devices (a jax.sharding mesh; "
                                           "default 1, or every process's devices with --coordinator)"),
     fsdp: bool = typer.Option(False, help="also shard the weights over the devices (FSDP-style)"),
     out: Optional[Path] = typer.Option(None, help="results + checkpoints folder (default outputs/llm/ALGO-seedS); "
                                        "re-running the same command resumes from its last checkpoint"),
-    checkpoint_every: int = typer.Option(10, help="recordings between checkpoints"),
+    checkpoint_every: int = typer.Option(defaults.LLM_CHECKPOINT_EVERY, help="recordings between checkpoints"),
     quiet: bool = typer.Option(False, help="no progress bar"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object (config, trace)"),
     coordinator: Optional[str] = typer.Option(None, help="multi-host: jax.distributed coordinator HOST:PORT (every "
@@ -535,8 +540,6 @@ def llm_run(
     for key, value in (("eta", eta), ("tau", tau), ("inner", inner), ("lr", lr)):
         if value is not None:
             hp[key] = value
-    if policy == "transformer":
-        hp.setdefault("lr", 3e-3)
     out = out or Path("outputs/llm") / f"{algorithm.replace(':', '_')}-{policy}-seed{seed}"
     mesh = None
     if devices is None:

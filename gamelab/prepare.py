@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gamelab import defaults
 from gamelab.algorithms import Algorithm, get_algorithm
 from gamelab.games.core import Game, make_game, make_group_game, symmetrized, validate_matrices
 from gamelab.hosts import shard_runs
@@ -288,8 +289,8 @@ def _per_run(spec) -> bool:
     return isinstance(spec, (np.ndarray, jax.Array, list)) and np.ndim(spec) == 2
 
 
-def prepare(algorithm, games, *, steps: int, record_every: int = 1, hparams: dict | None = None, init=None,
-            ref=None, target="nash", metric_tau=None, seeds: Sequence[int] | int = 0, dtype=None,
+def prepare(algorithm, games, *, steps: int, record_every: int = defaults.RECORD_EVERY, hparams: dict | None = None, init=None,
+            ref=None, target="nash", metric_tau=None, seeds: Sequence[int] | int = defaults.SEED, dtype=None,
             record_policy: bool = False, record_average: bool = True, metrics=None, mesh=None,
             feedback: str | None = None, policy=None, batch: int | None = None, optimizer: str | None = None,
             batched: bool = True, pad_to: int | None = None) -> Prepared:

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from gamelab import defaults
 from gamelab.algorithms import Algorithm
 from gamelab.games.core import Game
 from gamelab.metrics import group_metrics, policy_metrics
@@ -205,8 +206,8 @@ def _rows(values, rows: int, batched: bool) -> np.ndarray:
     return values[:, :rows] if batched else values[:rows]
 
 
-def run(algorithm, game, *, steps: int, record_every: int = 1, init=None, ref=None, target="nash",
-        metric_tau=None, seed: int = 0, dtype=None, jit: bool = True, record_policy: bool = False,
+def run(algorithm, game, *, steps: int, record_every: int = defaults.RECORD_EVERY, init=None, ref=None, target="nash",
+        metric_tau=None, seed: int = defaults.SEED, dtype=None, jit: bool = True, record_policy: bool = False,
         record_average: bool = True, metrics=None, feedback: str | None = None, policy=None,
         batch: int | None = None, optimizer: str | None = None, **hparams) -> RunResult:
     """Run one algorithm on one game.
@@ -240,8 +241,8 @@ def run(algorithm, game, *, steps: int, record_every: int = 1, init=None, ref=No
     return execute(prep, jit=jit)
 
 
-def run_batch(algorithm, games, *, steps: int, record_every: int = 1, hparams: dict | None = None,
-              init=None, ref=None, target="nash", metric_tau=None, seeds: Sequence[int] | int = 0,
+def run_batch(algorithm, games, *, steps: int, record_every: int = defaults.RECORD_EVERY, hparams: dict | None = None,
+              init=None, ref=None, target="nash", metric_tau=None, seeds: Sequence[int] | int = defaults.SEED,
               dtype=None, jit: bool = True, record_policy: bool = False, record_average: bool = True,
               metrics=None, mesh=None, feedback: str | None = None, policy=None, batch: int | None = None,
               optimizer: str | None = None, pad_to: int | None = None) -> RunResult:

@@ -23,8 +23,8 @@ Spec keys (TOML)::
     games = ["comal3", "random:n=10,seed=0..49"]   # a..b expands to a range of values
     steps = 2000
     seeds = [0, 1, 2]
-    record_every = 20          # default: steps // 100
-    chunk_size = 256
+    record_every = 20          # default: steps // 100 (gamelab.defaults)
+    chunk_size = 256           # runs per results file (the default)
     init = "uniform"           # or "random" (from the seed) or "ref"
     ref = "uniform"            # or "random"
     record_policy = false
@@ -59,6 +59,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
+from gamelab import defaults
 from gamelab.algorithms import get_algorithm
 from gamelab.games import parse_game
 from gamelab.results import finished_chunks, read_manifest, trace_to_frame, write_chunk, write_manifest
@@ -86,7 +87,7 @@ class SweepSpec:
     seeds: tuple[int, ...] = (0,)
     grid: dict = field(default_factory=dict)
     record_every: int | None = None
-    chunk_size: int = 256
+    chunk_size: int = defaults.SWEEP_CHUNK_SIZE
     init: str = "uniform"
     ref: str = "uniform"
     record_policy: bool = False
@@ -181,7 +182,7 @@ def make_spec(**raw) -> SweepSpec:
             raise SpecError(f"[algorithm.{name}]: {', '.join(bad)} is neither steps/record_every nor a "
                             f"hyper-parameter of {name}")
     record_every = raw.get("record_every")
-    chunk_size = raw.get("chunk_size", 256)
+    chunk_size = raw.get("chunk_size", defaults.SWEEP_CHUNK_SIZE)
     for key, v in (("record_every", record_every), ("chunk_size", chunk_size)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise SpecError(f"{key} must be a positive integer, got {v!r}")
@@ -274,16 +275,16 @@ def plan(spec: SweepSpec) -> list[Chunk]:
         algo = spec_algorithm(spec, name, 3)  # the hyper-parameter fields do not depend on n
         over = spec.algorithm.get(name, {})
         steps = over.get("steps", spec.steps)
-        record_every = over.get("record_every", spec.record_every or max(1, steps // 100))
+        record_every = over.get("record_every", spec.record_every or max(1, steps // defaults.SWEEP_RECORDS))
         axes = {f: list(_list(over[f], f)) if f in over else spec.grid[f] for f in algo.hparams._fields
                 if f in over or f in spec.grid}
-        defaults = {k: v for k, v in algo.hparams()._asdict().items() if k != "seed"}  # the run's seed
+        own = {k: v for k, v in algo.hparams()._asdict().items() if k != "seed"}  # the run's seed
         combos = [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
         groups: dict[tuple, list] = {}
         for game in spec.games:
             n = load_game(spec, game).shape[0]
             for combo in combos:
-                hp = {**defaults, **combo}
+                hp = {**own, **combo}
                 try:  # validate every configuration before running any
                     spec_algorithm(spec, name, n).make_hparams(**hp)
                 except ValueError as exc:

@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
+from gamelab import defaults
 from gamelab.algorithms.base import Algorithm
 from gamelab.algorithms.mirror import geometric
 from gamelab.algorithms.prox import prox_solve
@@ -141,8 +142,8 @@ def recorded_loss(state) -> dict:
 
 
 @lru_cache(maxsize=None)  # one Algorithm per configuration, so jit caches hit across calls
-def make_parametric(algo: Algorithm, policy: Policy, feedback: str = "sampled", batch: int = 256,
-                    optimizer: str = "sgd", pairs=None) -> Algorithm:
+def make_parametric(algo: Algorithm, policy: Policy, feedback: str = "sampled", batch: int = defaults.BATCH,
+                    optimizer: str = defaults.OPTIMIZER, pairs=None) -> Algorithm:
     """``algo`` run on ``policy`` from ``feedback`` ('exact' or 'sampled' with ``batch`` pairs per
     step) with the optax ``optimizer`` ('sgd', 'adam', 'rmsprop', 'adabelief'). ``pairs``: the
     source of each step's feedback (hashable; default :class:`EnumeratedPairs` of ``feedback``

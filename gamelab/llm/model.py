@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from gamelab import defaults
 from gamelab.policies import Policy
 
 
@@ -122,8 +123,9 @@ class TransformerPolicy(Policy):
     axis of each weight over that axis too).
     """
 
-    def __init__(self, vocab: int, length: int, *, prompts: int = 1, d_model: int = 32, heads: int = 2,
-                 layers: int = 2, seed: int = 0, dtype=jnp.float32, mesh=None, fsdp: bool = False):
+    def __init__(self, vocab: int, length: int, *, prompts: int = 1, d_model: int = defaults.TRANSFORMER["d_model"],
+                 heads: int = defaults.TRANSFORMER["heads"], layers: int = defaults.TRANSFORMER["layers"],
+                 seed: int = defaults.SEED, dtype=jnp.float32, mesh=None, fsdp: bool = False):
         if vocab < 2 or length < 1 or prompts < 1:
             raise ValueError(f"need vocab >= 2, length >= 1, prompts >= 1; got {vocab}, {length}, {prompts}")
         self.vocab, self.length, self.prompts, self.dtype = int(vocab), int(length), int(prompts), jnp.dtype(dtype)

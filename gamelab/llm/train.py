@@ -41,6 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gamelab import defaults
 from gamelab.algorithms import get_algorithm
 from gamelab.algorithms.parametric import make_parametric
 from gamelab.llm.games import SequenceGame, class_intervals, class_level_metrics, class_marginal, \
@@ -227,10 +228,12 @@ def _prompt_weights(weights, prompts: int) -> np.ndarray:
     return w / w.sum()
 
 
-def train(algorithm: str, game: SequenceGame, *, steps: int, record_every: int = 10, policy: str | Policy = "transformer",
-          feedback: str = "sampled", batch: int = 256, optimizer: str = "adam", hparams: dict | None = None,
-          seed: int = 0, out=None, checkpoint_every: int = 10, progress: bool = True, mesh=None, fsdp: bool = False,
-          model: dict | None = None, metrics: str | None = None, eval_samples: int = 4096, level: float = 0.95,
+def train(algorithm: str, game: SequenceGame, *, steps: int, record_every: int = defaults.LLM_RECORD_EVERY,
+          policy: str | Policy = "transformer", feedback: str = "sampled", batch: int = defaults.BATCH,
+          optimizer: str = defaults.LLM_OPTIMIZER, hparams: dict | None = None, seed: int = defaults.SEED, out=None,
+          checkpoint_every: int = defaults.LLM_CHECKPOINT_EVERY, progress: bool = True, mesh=None, fsdp: bool = False,
+          model: dict | None = None, metrics: str | None = None, eval_samples: int = defaults.EVAL_SAMPLES,
+          level: float = defaults.LEVEL,
           prompt_weights=None) -> TrainResult:
     """Train ``algorithm`` (a registered name with a loss form; comal's steps are outer iterations)
     on the sequence game (all its prompts) for ``steps`` steps, recording every ``record_every``.
@@ -252,6 +255,8 @@ def train(algorithm: str, game: SequenceGame, *, steps: int, record_every: int =
     weights = _prompt_weights(prompt_weights, prompts)
     driver = mode == "exact" and prompts == 1  # the driver's own metrics on the lifted matrix
     hparams = dict(hparams or {})
+    if isinstance(policy, TransformerPolicy) or policy == "transformer":
+        hparams.setdefault("lr", defaults.TRANSFORMER_LR)
     pol = policy if isinstance(policy, Policy) else make_policy(policy, game, seed=seed, mesh=mesh, fsdp=fsdp,
                                                                 **(model or {}))
     if pol.n != game.n or getattr(pol, "prompts", 1) < prompts:

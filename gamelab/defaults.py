@@ -1,0 +1,26 @@
+"""Every default of a run's options, in one place (and importable without JAX, for the CLI).
+
+An algorithm's own hyper-parameters (η, τ, …) default in its registered NamedTuple
+(``gamelab list`` shows them), and a sampled form's replacements in its ``SampledForm.defaults``;
+the optimizers' learning rates in :data:`gamelab.algorithms.parametric.DEFAULT_LR`. Everything
+else a run takes when it is not given is here; the library's signatures, the command line and
+the sweep spec all read these names.
+"""
+STEPS = 1000  # `gamelab run` and `gamelab llm run`
+RECORD_EVERY = 1  # gamelab.run.run / run_batch / `gamelab run`: every step
+SEED = 0
+SWEEP_RECORDS = 100  # a sweep records every max(1, steps // SWEEP_RECORDS) steps unless told
+SWEEP_CHUNK_SIZE = 256  # runs per results file
+
+# parametric policies (feedback 'exact' or 'sampled')
+BATCH = 256  # sampled pairs per step
+OPTIMIZER = "sgd"  # for tabular and low-capacity policies
+
+# the transformer backend (gamelab.llm)
+LLM_RECORD_EVERY = 10
+LLM_CHECKPOINT_EVERY = 10  # recordings per checkpointed segment
+LLM_OPTIMIZER = "adam"
+TRANSFORMER_LR = 3e-3  # the transformer's learning rate (tabular logits keep the optimizer's DEFAULT_LR)
+TRANSFORMER = {"d_model": 32, "heads": 2, "layers": 2}  # width, attention heads, blocks
+EVAL_SAMPLES = 4096  # sampled metrics: responses per prompt and recording
+LEVEL = 0.95  # sampled metrics: confidence level of the intervals
