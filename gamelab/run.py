@@ -184,20 +184,43 @@ def recorded_steps(steps: int, record_every: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------ host side
-def execute(prep: Prepared, *, jit: bool = True) -> RunResult:
+def execute(prep: Prepared, *, jit: bool = True, compiled=None) -> RunResult:
     """Run a :class:`gamelab.prepare.Prepared` batch through the one driver (jitted, or op by op
-    with ``jit=False``); the trace comes back as NumPy arrays with one row per recording."""
+    with ``jit=False``, or through ``compiled``: :func:`lower`'s program for a batch of the same
+    shapes, compiled ahead of time); the trace comes back as NumPy arrays with one row per
+    recording."""
     rows = prep.rows
-    if prep.batched:
-        fn = simulate_batch_jit if jit else simulate_batch
+    counts = (np.int32(prep.steps), np.int32(prep.record_every))
+    if compiled is not None:
+        state, avg, trace = compiled(*prep.args, *counts)
     else:
-        fn = simulate_jit if jit else simulate
-    state, avg, trace = fn(prep.algo, *prep.args, np.int32(prep.steps), np.int32(prep.record_every),
-                           rows=row_bucket(rows), record_policy=prep.record_policy,
-                           record_average=prep.record_average, metrics=prep.metrics)
+        if prep.batched:
+            fn = simulate_batch_jit if jit else simulate_batch
+        else:
+            fn = simulate_jit if jit else simulate
+        state, avg, trace = fn(prep.algo, *prep.args, *counts, **_static(prep))
     trace = {k: _rows(v, rows, prep.batched) for k, v in trace.items()}
     final = {k: v[:, rows - 1] if prep.batched else v[rows - 1] for k, v in trace.items() if not k.endswith("policy")}
     return RunResult(state, state.logp, avg, recorded_steps(prep.steps, prep.record_every), trace, final)
+
+
+def lower(prep: Prepared):
+    """The jitted driver lowered for ``prep``'s shapes and static choices (``.compile()`` makes
+    the XLA program that :func:`execute` takes as ``compiled``): independent programs can then
+    compile at once, on several cores."""
+    fn = simulate_batch_jit if prep.batched else simulate_jit
+    return fn.lower(prep.algo, *prep.args, np.int32(prep.steps), np.int32(prep.record_every), **_static(prep))
+
+
+def program_key(prep: Prepared) -> tuple:
+    """What decides the compiled program of ``prep``: equal keys, one program."""
+    leaves = tuple((x.shape, str(x.dtype), getattr(x, "sharding", None)) for x in jax.tree.leaves(prep.args))
+    return prep.algo, prep.batched, jax.tree.structure(prep.args), leaves, tuple(sorted(_static(prep).items()))
+
+
+def _static(prep: Prepared) -> dict:
+    return dict(rows=row_bucket(prep.rows), record_policy=prep.record_policy, record_average=prep.record_average,
+                metrics=prep.metrics)
 
 
 def _rows(values, rows: int, batched: bool) -> np.ndarray:

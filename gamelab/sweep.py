@@ -34,6 +34,8 @@ Spec keys (TOML)::
     optimizer = "sgd"          #   optimizer; lr, updates and flip are then grid hyper-parameters
     policy = "tabular"         #   or "linear:d=K"
     metrics = ["exploitability", "duality_gap"]   # default: every metric; others are NaN columns
+    pad = true                 # games of several sizes (n <= 16, then per power of two) run as one
+                               #   program, padded with responses of probability 0 (false: one each)
     [grid]                     # every key is a hyper-parameter; algorithms ignore keys they lack
     eta = [0.05, 0.1, 0.5]
     tau = [0.1]
@@ -46,6 +48,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 import re
 import subprocess
 import sys
@@ -62,13 +65,15 @@ from jax.sharding import Mesh
 from gamelab import defaults
 from gamelab.algorithms import get_algorithm
 from gamelab.games import parse_game
-from gamelab.results import finished_chunks, read_manifest, trace_to_frame, write_chunk, write_manifest
 from gamelab.prepare import learning_options, metric_names, resolve_algorithm
-from gamelab.run import run_batch
+from gamelab.prepare import prepare as prepare_runs
+from gamelab.run import execute as execute_runs
+from gamelab.results import finished_chunks, read_manifest, trace_to_frame, write_chunk, write_manifest
+from gamelab.run import lower, program_key
 
 SPEC_KEYS = {"algorithms", "games", "steps", "seeds", "grid", "record_every", "chunk_size", "init", "ref",
              "record_policy", "dtype", "target", "metric_tau", "antisymmetrize", "algorithm", "metrics", "feedback",
-             "batch", "optimizer", "policy"}
+             "batch", "optimizer", "policy", "pad"}
 LEARNING_KEYS = ("feedback", "batch", "optimizer", "policy")  # a parametric sweep (None: not given)
 OVERRIDE_KEYS = {"steps", "record_every"}
 MATRIX_BYTES_PER_PIECE = 512 * 2**20  # cap on the stacked game matrices of one vmapped piece
@@ -101,9 +106,12 @@ class SweepSpec:
     batch: int | None = None
     optimizer: str | None = None
     policy: str | None = None
+    pad: bool = True  # games of several sizes in one size bucket: one program, padded (False: one per size)
 
     def canonical(self) -> dict:
         spec = asdict(self)
+        if self.pad:  # the default, absent: folders made before the key existed keep their digest
+            del spec["pad"]
         if spec["metrics"] is None:  # absent, as before the key existed: old results folders keep their digest
             del spec["metrics"]
         if self.feedback == "closed":  # closed-form sweeps keep the digest they had before these keys
@@ -198,10 +206,13 @@ def make_spec(**raw) -> SweepSpec:
             raise SpecError(f"metrics: {exc}") from None
         if "kl_to_target" in metrics and "target" in raw and raw["target"] is None:
             raise SpecError("metrics: 'kl_to_target' needs a target")
+    for key in ("record_policy", "antisymmetrize", "pad"):
+        if key in raw and not isinstance(raw[key], bool):
+            raise SpecError(f"{key} must be true or false, got {raw[key]!r}")
     spec = SweepSpec(algorithms=algorithms, games=games, steps=steps, seeds=seeds, grid=grid,
                      record_every=record_every, chunk_size=chunk_size, metrics=metrics,
                      **{k: raw[k] for k in ("init", "ref", "record_policy", "dtype", "target", "metric_tau",
-                                            "antisymmetrize") if k in raw},
+                                            "antisymmetrize", "pad") if k in raw},
                      algorithm={k: dict(v) for k, v in overrides.items()}, **learning)
     for g in spec.games:  # fail before any work on a bad game
         try:
@@ -307,33 +318,44 @@ def plan(spec: SweepSpec) -> list[Chunk]:
 def size_group(spec: SweepSpec, game: str, n: int) -> tuple:
     """Which runs share a compiled program: plain games under the closed-form update by size
     bucket (n ≤ 16, then each power of two: padded to the bucket's largest game), the rest by n."""
-    if spec.feedback == "closed" and _game(game, spec.antisymmetrize).groups is None:
+    if spec.pad and spec.feedback == "closed" and _game(game, spec.antisymmetrize).groups is None:
         return ("bucket", max(4, (n - 1).bit_length()))
     return ("n", n)
 
 
 # ------------------------------------------------------------------------------------ running
-def run_chunk(spec: SweepSpec, chunk: Chunk, devices=None):
+def run_chunk(spec: SweepSpec, chunk: Chunk, devices=None, programs: dict | None = None):
     """One chunk, in vmapped pieces of the group's width, ``len(devices)`` pieces at a time sharded
-    over those devices; returns its tidy DataFrame."""
+    over those devices; returns its tidy DataFrame. ``programs``: compiled drivers by
+    :func:`gamelab.run.program_key` (:func:`compile_programs`); others are jitted on the way."""
     import pandas as pd
 
     devices = list(devices or jax.local_devices()[:1])
     mesh = Mesh(np.array(devices), ("runs",)) if len(devices) > 1 else None
-    pieces = [list(chunk.runs[k:k + chunk.width]) for k in range(0, len(chunk.runs), chunk.width)]
     frames = []
-    for k in range(0, len(pieces), len(devices)):
-        group = pieces[k:k + len(devices)]
-        frames.append(_run_pieces(spec, chunk, group, mesh, len(devices)))
+    for group in _piece_groups(chunk, len(devices)):
+        prep, keep = _prepare_pieces(spec, chunk, group, mesh, len(devices))
+        result = execute_runs(prep, compiled=(programs or {}).get(program_key(prep)))
+        trace = {k: np.asarray(v)[keep] for k, v in result.trace.items()}
+        frame = trace_to_frame(trace, result.steps, [r for p in group for r in p], chunk.name)
+        if chunk.padded and "policy" in frame:  # each run's own responses, not the padding
+            frame["policy"] = [p[:n] for p, n in zip(frame["policy"], frame["n"])]
+        frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 
 
-def _run_pieces(spec: SweepSpec, chunk: Chunk, group: list, mesh, slots: int):
-    """Pieces side by side, each padded to the width, the group padded to ``slots`` pieces."""
+def _piece_groups(chunk: Chunk, slots: int) -> list[list]:
+    """The chunk's pieces of ``width`` runs, ``slots`` pieces side by side at a time."""
+    pieces = [list(chunk.runs[k:k + chunk.width]) for k in range(0, len(chunk.runs), chunk.width)]
+    return [pieces[k:k + slots] for k in range(0, len(pieces), slots)]
+
+
+def _prepare_pieces(spec: SweepSpec, chunk: Chunk, group: list, mesh, slots: int):
+    """Pieces side by side, each padded to the width, the group padded to ``slots`` pieces:
+    (the prepared batch, the indices of the rows kept)."""
     padded = [p + [p[-1]] * (chunk.width - len(p)) for p in group]
     padded += [padded[-1]] * (slots - len(padded))  # idle devices repeat the last piece
     runs = [r for p in padded for r in p]
-    piece = [r for p in group for r in p]  # the rows kept
     algo = spec_algorithm(spec, chunk.algorithm, chunk.n)
     hparams = {f: [r[f] for r in runs] for f in algo.hparams._fields}  # a parametric run's seed is its seed
     metrics = spec.metrics
@@ -344,17 +366,33 @@ def _run_pieces(spec: SweepSpec, chunk: Chunk, group: list, mesh, slots: int):
     if metrics is not None and "kl_to_target" not in metrics:
         target = None  # not recorded: no LP
     # Game objects, not matrices: a multi-group game carries its groups (per-group metrics, maxmin)
-    result = run_batch(algo, [_game(r["game"], spec.antisymmetrize) for r in runs], steps=chunk.steps,
-                       record_every=chunk.record_every, hparams=hparams, init=spec.init, ref=spec.ref,
-                       target=target, metric_tau=spec.metric_tau, seeds=[r["seed"] for r in runs],
-                       dtype=spec.dtype, record_policy=spec.record_policy, metrics=metrics, mesh=mesh,
-                       pad_to=chunk.n if chunk.padded else None)
+    prep = prepare_runs(algo, [_game(r["game"], spec.antisymmetrize) for r in runs], steps=chunk.steps,
+                        record_every=chunk.record_every, hparams=hparams, init=spec.init, ref=spec.ref,
+                        target=target, metric_tau=spec.metric_tau, seeds=[r["seed"] for r in runs], dtype=spec.dtype,
+                        record_policy=spec.record_policy, metrics=metrics, mesh=mesh,
+                        pad_to=chunk.n if chunk.padded else None)
     keep = np.concatenate([np.arange(i * chunk.width, i * chunk.width + len(p)) for i, p in enumerate(group)])
-    trace = {k: np.asarray(v)[keep] for k, v in result.trace.items()}
-    frame = trace_to_frame(trace, result.steps, piece, chunk.name)
-    if chunk.padded and "policy" in frame:  # each run's own responses, not the padding
-        frame["policy"] = [p[:n] for p, n in zip(frame["policy"], frame["n"])]
-    return frame
+    return prep, keep
+
+
+def compile_programs(spec: SweepSpec, chunks: list[Chunk], devices) -> dict:
+    """The drivers that ``chunks`` need, compiled at once on every core (XLA compiles one program
+    on one core): {program key: compiled program}. One per group of chunks (algorithm, size,
+    width, steps); a piece whose key is not among them (another metric set) is jitted instead."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    devices = list(devices)
+    mesh = Mesh(np.array(devices), ("runs",)) if len(devices) > 1 else None
+    firsts = {(c.algorithm, c.n, c.padded, c.width, c.steps, c.record_every): c for c in reversed(chunks)}
+    preps = {}
+    for chunk in firsts.values():
+        prep, _ = _prepare_pieces(spec, chunk, _piece_groups(chunk, len(devices))[0], mesh, len(devices))
+        preps.setdefault(program_key(prep), prep)
+    if len(preps) < 2:  # nothing to overlap: the first piece compiles it
+        return {}
+    with ThreadPoolExecutor(max_workers=min(len(preps), os.cpu_count() or 1)) as pool:
+        compiled = pool.map(lambda p: lower(p).compile(), preps.values())
+        return dict(zip(preps, compiled))
 
 
 def _git_revision() -> str | None:
@@ -392,8 +430,9 @@ def prepare(spec: SweepSpec, out) -> list[Chunk]:
                             f"vs {spec.digest()}); use a new --out folder")
         planned = {c.name: [c.runs[0]["run"], c.runs[-1]["run"]] for c in chunks}
         if "chunks" in manifest and manifest["chunks"] != planned:
-            raise SpecError(f"{out} holds this spec's results chunked another way (made by another gamelab version); "
-                            "use a new --out folder")
+            raise SpecError(f"{out} holds this spec's results chunked another way (made by another gamelab version: "
+                            "before games of several sizes were padded, resume it with pad = false); use a new --out "
+                            "folder")
         return chunks
     if out.exists() and any(out.iterdir()):
         raise SpecError(f"{out} exists, is not empty and is not a gamelab results folder")
@@ -435,8 +474,9 @@ def execute(spec: SweepSpec, out, *, progress: bool = True, on_chunk: Callable |
     total = sum(len(c.runs) for c in todo)
     bar = tqdm(total=total, unit="run", disable=not progress, dynamic_ncols=True, file=sys.stderr,
                desc=f"chunks {skipped}/{len(chunks)}")
+    programs = compile_programs(spec, todo, devices)
     for k, chunk in enumerate(todo, 1):
-        write_chunk(out, chunk.name, run_chunk(spec, chunk, devices))
+        write_chunk(out, chunk.name, run_chunk(spec, chunk, devices, programs))
         bar.set_description(f"chunks {len(chunks) - len(todo) + k}/{len(chunks)}")
         bar.update(len(chunk.runs))
         if on_chunk is not None:

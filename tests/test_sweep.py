@@ -183,3 +183,12 @@ def test_a_sweep_over_several_sizes_equals_one_sweep_per_size(tmp_path):
         for a, b in zip(got["policy"], alone["policy"]):
             assert len(a) == len(b)
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+def test_pad_false_keeps_one_program_per_size_and_flags_must_be_booleans():
+    base = dict(algorithms=["mwu"], games=["rps", "random:n=5,seed=1"], steps=5)
+    assert {(c.n, c.padded) for c in plan(make_spec(**base, pad=False))} == {(3, False), (5, False)}
+    assert make_spec(**base).digest() != make_spec(**base, pad=False).digest()
+    for key in ("pad", "record_policy", "antisymmetrize"):
+        with pytest.raises(SpecError, match=f"{key} must be true or false"):
+            make_spec(**base, **{key: "yes"})
