@@ -218,18 +218,17 @@ def run(
     except ValueError as exc:
         fail(str(exc))
     g = load_game(game, antisymmetrize)
-    from gamelab.prepare import learning_options, resolve_algorithm
-    from gamelab.run import run as run_algorithm
+    from gamelab.prepare import prepare
+    from gamelab.run import execute
 
     try:
-        algo = resolve_algorithm(algorithm, int(np.shape(g.P)[0]), learning_options(feedback, policy, batch, optimizer))
-        result = run_algorithm(algo, g, steps=steps, record_every=record_every, init=init_policy,
-                               ref=ref_policy, seed=seed, dtype="float32" if float32 else None, **hp)
+        prep = prepare(algorithm, g, batched=False, steps=steps, record_every=record_every, hparams=hp,
+                       init=init_policy, ref=ref_policy, seeds=seed, dtype="float32" if float32 else None,
+                       feedback=feedback, policy=policy, batch=batch, optimizer=optimizer)
+        result = execute(prep)
     except (ValueError, RuntimeError) as exc:
         fail(str(exc))
-    if "seed" in algo.hparams._fields:
-        hp.setdefault("seed", seed)
-    hparams = dict(zip(algo.hparams._fields, algo.make_hparams(**hp)))
+    algo, hparams = prep.algo, {k: np.asarray(v).item() for k, v in prep.hparams._asdict().items()}
     trace = [{"step": int(s), **{k: v[i] for k, v in result.trace.items()}} for i, s in enumerate(result.steps)]
     out = {
         "algorithm": algo.name, "game": game, "steps": steps, "hparams": hparams, "feedback": feedback,

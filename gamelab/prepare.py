@@ -45,6 +45,11 @@ class Prepared(NamedTuple):
     metrics: tuple[str, ...] | None
 
     @property
+    def hparams(self):
+        """The resolved hyper-parameters (defaults filled, validated; arrays in the run's dtype)."""
+        return self.args[1]
+
+    @property
     def rows(self) -> int:
         """Trace rows: steps 0, k, 2k, … and the final step."""
         return -(-self.steps // self.record_every) + 1
