@@ -47,6 +47,18 @@ def fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def os_error(exc: OSError) -> str:
+    """One line for an operating-system error: what failed, on which path."""
+    import errno
+
+    if not isinstance(exc, OSError) or type(exc).__name__ == "ResultsFolderError" or exc.errno is None:
+        return str(exc)
+    what = {errno.ENOSPC: "no space left on the device", errno.EACCES: "permission denied",
+            errno.EROFS: "read-only file system", errno.ENOTDIR: "not a folder", errno.EISDIR: "a folder, not a file",
+            errno.EEXIST: "already exists", errno.EDQUOT: "disk quota exceeded"}.get(exc.errno, exc.strerror)
+    return f"{what}: {exc.filename}" if exc.filename else what
+
+
 def load_game(spec: str, antisymmetrize: bool = False):
     from gamelab.games import InvalidGameError, parse_game
 
@@ -426,6 +438,7 @@ def sweep(
     metrics: Optional[str] = typer.Option(None, help="comma-separated metrics to record (default: all), "
                                                      "e.g. exploitability,kl_to_target"),
     quiet: bool = typer.Option(False, help="no progress bar"),
+    wait: bool = typer.Option(False, help="if another process is writing --out, wait for it instead of stopping"),
     coordinator: Optional[str] = typer.Option(None, help="multi-host: jax.distributed coordinator HOST:PORT"),
     num_processes: Optional[int] = typer.Option(None, help="multi-host: number of processes"),
     process_id: Optional[int] = typer.Option(None, help="multi-host: this process's index"),
@@ -468,9 +481,11 @@ def sweep(
             fail("give a SPEC.toml or --algorithms/--games/--steps")
         sweep_spec = make_spec(**raw)
         started = time.perf_counter()
-        stats = execute(sweep_spec, out, progress=not quiet)
+        stats = execute(sweep_spec, out, progress=not quiet, wait=wait)
     except (SpecError, ValueError) as exc:
         fail(str(exc))
+    except OSError as exc:  # the folder: another writer, another kind, no space, no permission, a file
+        fail(os_error(exc))
     elapsed = time.perf_counter() - started
     typer.echo(f"{stats['chunks']} chunks: {stats['ran']} run now ({stats['runs']} runs in {elapsed:.1f} s), "
                f"{stats['skipped']} already finished")
@@ -520,6 +535,7 @@ def llm_run(
                                        "re-running the same command resumes from its last checkpoint"),
     checkpoint_every: int = typer.Option(defaults.LLM_CHECKPOINT_EVERY, help="recordings between checkpoints"),
     quiet: bool = typer.Option(False, help="no progress bar"),
+    wait: bool = typer.Option(False, help="if another process is writing --out, wait for it instead of stopping"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object (config, trace)"),
     coordinator: Optional[str] = typer.Option(None, help="multi-host: jax.distributed coordinator HOST:PORT (every "
                                               "process runs the same command; one mesh over all their devices)"),
@@ -567,9 +583,11 @@ def llm_run(
                        batch=batch, optimizer=optimizer, hparams=hp, seed=seed, out=out,
                        checkpoint_every=checkpoint_every, progress=not quiet and not as_json, mesh=mesh, fsdp=fsdp,
                        model={"d_model": d_model, "heads": heads, "layers": layers} if policy == "transformer" else None,
-                       metrics=metrics, eval_samples=eval_samples, level=level, prompt_weights=weights)
+                       metrics=metrics, eval_samples=eval_samples, level=level, prompt_weights=weights, wait=wait)
     except (ValueError, RuntimeError) as exc:
         fail(str(exc))
+    except OSError as exc:
+        fail(os_error(exc))
     trace = result.trace
     if as_json:
         rows = [{"step": int(s), **{k: float(v[i]) for k, v in trace.items() if np.ndim(v) == 1}}

@@ -1,8 +1,12 @@
 """Tidy, resumable storage of sweeps.
 
-A results folder holds ``manifest.json`` (the sweep spec, package versions, git revision, seed,
-the chunk list) and ``chunks/*.parquet``, one file per finished chunk, each written atomically
-(a temporary file renamed into place), so a half-written file is never read as finished.
+A results folder holds ``manifest.json`` (its kind — ``sweep`` or ``llm`` —, the spec, package
+versions, git revision, seed, the chunk list) and ``chunks/*.parquet``, one file per finished
+chunk, each written atomically (a temporary file renamed into place, with the mode the umask
+gives), so a half-written file is never read as finished. A writer holds the folder's lock
+(:func:`writer_lock`, ``.gamelab.lock``): a second writer is refused at once, naming the reason,
+or waits when asked to. On resume every finished chunk is verified (:func:`finished_chunks`: a
+readable Parquet footer, and the runs the manifest says it holds); a damaged one is recomputed.
 
 The table is long and tidy: **one row per run × recorded step × iterate kind**, columns
 
@@ -36,6 +40,21 @@ from gamelab.metrics import METRIC_NAMES
 
 MANIFEST = "manifest.json"
 CHUNKS = "chunks"
+LOCK = ".gamelab.lock"
+KINDS = ("sweep", "llm")  # who wrote a results folder; a manifest without "kind" is a sweep's (older gamelab)
+
+
+class ResultsFolderError(OSError):
+    """A results folder that this writer may not use: another kind, another writer, a damaged file."""
+
+
+def _file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _file_mode()  # what open() would give a new file: temporary files get 0600 otherwise
 ITERATES = (("last", ""), ("average", "avg_"))
 # Metric columns beyond METRIC_NAMES: multi-group games, parametric runs, sequence games (their
 # several prompts, and the confidence bounds of sampled estimates).
@@ -91,6 +110,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
+            os.fchmod(fh.fileno(), FILE_MODE)
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -109,16 +129,98 @@ def write_chunk(out: Path, chunk: str, frame) -> Path:
     return path
 
 
-def finished_chunks(out: Path) -> set[str]:
+def finished_chunks(out: Path, expected: dict | None = None, damaged: list | None = None) -> set[str]:
+    """The chunks whose files are finished and whole. ``expected``: chunk name -> [first run,
+    last run] (the manifest's ``chunks``); a file that is not a readable Parquet file, or whose
+    runs are not those, is left out (and named in ``damaged``, with the reason) so that it is
+    computed again."""
     folder = Path(out) / CHUNKS
-    return {p.stem for p in folder.glob("*.parquet")} if folder.is_dir() else set()
+    if not folder.is_dir():
+        return set()
+    done = set()
+    for path in sorted(folder.glob("*.parquet")):
+        reason = _damage(path, None if expected is None else expected.get(path.stem))
+        if reason is None:
+            done.add(path.stem)
+        elif damaged is not None:
+            damaged.append((path.stem, reason))
+    return done
+
+
+def _damage(path: Path, runs: list | None) -> str | None:
+    """Why a chunk file cannot be trusted (None: it can)."""
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path, columns=["run"])
+    except Exception as exc:  # truncated, empty, not Parquet: pyarrow raises several types
+        return f"not a readable Parquet file ({type(exc).__name__})"
+    if table.num_rows == 0:
+        return "no rows"
+    if runs is not None:
+        got = np.unique(table.column("run").to_numpy())
+        if got[0] != runs[0] or got[-1] != runs[-1] or len(got) != runs[1] - runs[0] + 1:
+            return f"holds runs {got[0]}..{got[-1]} ({len(got)}), not {runs[0]}..{runs[1]}"
+    return None
 
 
 def read_manifest(out: Path) -> dict | None:
     path = Path(out) / MANIFEST
     if not path.is_file():
         return None
-    return json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        raise ResultsFolderError(f"{path} is not a gamelab manifest (unreadable JSON)") from None
+    if not isinstance(manifest, dict):
+        raise ResultsFolderError(f"{path} is not a gamelab manifest")
+    return manifest
+
+
+def folder_kind(out: Path) -> str | None:
+    """'sweep' or 'llm' (who wrote the folder), None for a folder without a manifest."""
+    manifest = read_manifest(out)
+    if manifest is None:
+        return "llm" if (Path(out) / "run.json").exists() else None
+    return manifest.get("kind", "sweep")
+
+
+def check_kind(out: Path, kind: str) -> None:
+    """Refuse a folder that holds results of another kind (a sweep's, a ``gamelab llm run``'s)."""
+    found = folder_kind(out)
+    if found is not None and found != kind:
+        what = {"sweep": "a sweep (gamelab sweep)", "llm": "a transformer run (gamelab llm run)"}
+        raise ResultsFolderError(f"{out} holds the results of {what.get(found, found)}, not of "
+                                 f"{what.get(kind, kind)}; use another --out")
+
+
+def writer_lock(out: Path, *, wait: bool = False):
+    """The folder's exclusive writer lock, a context manager (an OS file lock: released when the
+    process ends, however it ends, so a lock is never stale). Held by another process: raises
+    :class:`ResultsFolderError` at once, or waits for it with ``wait``."""
+    from contextlib import contextmanager
+
+    from filelock import FileLock, Timeout
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ResultsFolderError(f"{out} is a file, not a folder; give --out a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(out / LOCK), timeout=-1 if wait else 0, mode=FILE_MODE)
+
+    @contextmanager
+    def held():
+        try:
+            lock.acquire()
+        except Timeout:
+            raise ResultsFolderError(f"{out} is being written by another gamelab process (it holds {out / LOCK}); "
+                                     "wait for it to finish (--wait) or use another --out") from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    return held()
 
 
 def write_manifest(out: Path, manifest: dict) -> None:

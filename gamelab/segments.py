@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gamelab.prepare import check_steps
+from gamelab.results import LOCK
 from gamelab.run import final_row, segment, start
 
 # The segmented driver records the policies and no average iterate (a parametric policy's
@@ -151,6 +152,10 @@ def _restore(saved: dict, like):
 def check_config(out: Path, config: dict, mesh=None) -> None:
     """``out`` must be fresh or hold this very run; its run.json is written atomically (process 0)."""
     saved_config, wanted = out / "run.json", json.loads(json.dumps(config))
+    strays = sorted(p.name for p in out.iterdir() if p.name != LOCK) if not saved_config.exists() else []
+    if strays:  # files this run did not write: nothing of them is touched
+        raise ValueError(f"{out} is not empty and holds no run ({', '.join(strays[:5])}"
+                         f"{', …' if len(strays) > 5 else ''}); use another --out")
     if saved_config.exists():
         try:
             old = json.loads(saved_config.read_text())

@@ -68,7 +68,8 @@ from gamelab.games import parse_game
 from gamelab.prepare import learning_options, metric_names, resolve_algorithm
 from gamelab.prepare import prepare as prepare_runs
 from gamelab.run import execute as execute_runs
-from gamelab.results import finished_chunks, read_manifest, trace_to_frame, write_chunk, write_manifest
+from gamelab.results import (LOCK, check_kind, finished_chunks, read_manifest, trace_to_frame, write_chunk,
+                             write_manifest, writer_lock)
 from gamelab.run import lower, program_key
 
 SPEC_KEYS = {"algorithms", "games", "steps", "seeds", "grid", "record_every", "chunk_size", "init", "ref",
@@ -423,6 +424,7 @@ def prepare(spec: SweepSpec, out) -> list[Chunk]:
     """
     out = Path(out)
     chunks = plan(spec)
+    check_kind(out, "sweep")
     manifest = read_manifest(out)
     if manifest is not None:
         if manifest.get("spec_digest") != spec.digest():
@@ -434,10 +436,10 @@ def prepare(spec: SweepSpec, out) -> list[Chunk]:
                             "before games of several sizes were padded, resume it with pad = false); use a new --out "
                             "folder")
         return chunks
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and any(p.name != LOCK for p in out.iterdir()):
         raise SpecError(f"{out} exists, is not empty and is not a gamelab results folder")
     write_manifest(out, {
-        "spec": spec.canonical(), "spec_digest": spec.digest(), "versions": _versions(),
+        "kind": "sweep", "spec": spec.canonical(), "spec_digest": spec.digest(), "versions": _versions(),
         "git_revision": _git_revision(), "seeds": list(spec.seeds), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "chunks": {c.name: [c.runs[0]["run"], c.runs[-1]["run"]] for c in chunks},
         "total_runs": sum(len(c.runs) for c in chunks),
@@ -453,13 +455,23 @@ def _barrier(name: str) -> None:
 
 
 def execute(spec: SweepSpec, out, *, progress: bool = True, on_chunk: Callable | None = None,
-            devices=None) -> dict:
+            devices=None, wait: bool = False) -> dict:
     """Run every chunk not yet finished under ``out`` (this process's share of them when running
     under ``jax.distributed``), sharding pieces over ``devices`` (default: every local device).
-    Returns counts of chunks and runs: total, run now, already finished."""
+    Returns counts of chunks and runs: total, run now, already finished, and the damaged chunk
+    files found (name, reason), which are computed again. A single process holds the folder's
+    writer lock throughout (:func:`gamelab.results.writer_lock`; ``wait``: wait for another
+    writer instead of being refused); the processes of one ``jax.distributed`` sweep share it."""
+    out = Path(out)
+    if jax.process_count() > 1:
+        return _execute(spec, out, progress, on_chunk, devices)
+    with writer_lock(out, wait=wait):
+        return _execute(spec, out, progress, on_chunk, devices)
+
+
+def _execute(spec: SweepSpec, out: Path, progress: bool, on_chunk, devices) -> dict:
     from tqdm.auto import tqdm
 
-    out = Path(out)
     devices = list(devices if devices is not None else jax.local_devices())
     if jax.process_index() == 0:
         chunks = prepare(spec, out)
@@ -467,7 +479,10 @@ def execute(spec: SweepSpec, out, *, progress: bool = True, on_chunk: Callable |
     if jax.process_index() != 0:
         chunks = prepare(spec, out)
     count, index = jax.process_count(), jax.process_index()
-    done = finished_chunks(out)
+    damaged: list = []
+    done = finished_chunks(out, {c.name: [c.runs[0]["run"], c.runs[-1]["run"]] for c in chunks}, damaged)
+    for name, reason in damaged:
+        print(f"warning: chunk {name} is damaged ({reason}): computing it again", file=sys.stderr)
     mine = [c for k, c in enumerate(chunks) if k % count == index]
     todo = [c for c in mine if c.name not in done]
     skipped = len(chunks) - len(todo) if count == 1 else len(mine) - len(todo)
@@ -483,4 +498,4 @@ def execute(spec: SweepSpec, out, *, progress: bool = True, on_chunk: Callable |
             on_chunk(chunk)
     bar.close()
     _barrier("gamelab-sweep-done")
-    return {"chunks": len(chunks), "ran": len(todo), "skipped": skipped, "runs": total}
+    return {"chunks": len(chunks), "ran": len(todo), "skipped": skipped, "runs": total, "damaged": damaged}

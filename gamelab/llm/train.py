@@ -33,6 +33,7 @@ The trace is stored like a sweep's (``out/manifest.json``, ``out/chunks/*.parque
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
@@ -51,6 +52,7 @@ from gamelab.llm.pairs import ClassOracle, PromptPairs, check_streamable
 from gamelab.metrics import regularized_gap_from_win_rates
 from gamelab.policies import Policy, TabularPolicy
 from gamelab.prepare import cast_hparams, device_args, metric_tau_of
+from gamelab.results import check_kind, writer_lock
 from gamelab.run import recorded_steps
 from gamelab.segments import run_segments, to_global, to_host
 
@@ -234,7 +236,7 @@ def train(algorithm: str, game: SequenceGame, *, steps: int, record_every: int =
           checkpoint_every: int = defaults.LLM_CHECKPOINT_EVERY, progress: bool = True, mesh=None, fsdp: bool = False,
           model: dict | None = None, metrics: str | None = None, eval_samples: int = defaults.EVAL_SAMPLES,
           level: float = defaults.LEVEL,
-          prompt_weights=None) -> TrainResult:
+          prompt_weights=None, wait: bool = False) -> TrainResult:
     """Train ``algorithm`` (a registered name with a loss form; comal's steps are outer iterations)
     on the sequence game (all its prompts) for ``steps`` steps, recording every ``record_every``.
 
@@ -249,6 +251,8 @@ def train(algorithm: str, game: SequenceGame, *, steps: int, record_every: int =
     ``metrics``: 'exact', 'sampled' or None (exact up to :data:`MAX_ENUMERATED` responses);
     ``eval_samples`` responses per prompt and recording, intervals at ``level`` (sampled).
     ``prompt_weights``: the distribution of a batch's prompts (default uniform; see module doc).
+    A folder holding a sweep's results is refused; ``out``'s writer lock is held throughout (another
+    writer: refused at once, or waited for with ``wait``).
     """
     mode = _check_metrics_mode(metrics, game, feedback, eval_samples, level)
     prompts = game.C.shape[0]
@@ -297,10 +301,22 @@ def train(algorithm: str, game: SequenceGame, *, steps: int, record_every: int =
         rec = ClassRecorder(mode, int(eval_samples), (float(level), 1 - (1 - float(level)) / prompts), pol)
         G, ev, hp_dev, init_l = to_global((oracle, ev, cast_hparams(hp, dt), jnp.asarray(uniform, dt)), mesh)
         ref_l, tau_dev = init_l, None
-    seg = run_segments(algo, G, hp_dev, init_l, ref_l, tau_dev, steps=steps, record_every=record_every,
-                       checkpoint_every=checkpoint_every, recorder=rec, aux=ev,
-                       layout=None if mesh is None else CarryLayout(pol, mesh), out=out, config=config, mesh=mesh,
-                       progress=progress, desc=f"{algorithm} on {game.spec}")
+    writer = out is not None and jax.process_index() == 0
+    if writer:  # a folder of another kind (a sweep's) is refused before anything is written
+        check_kind(Path(out), "llm")
+    with writer_lock(Path(out), wait=wait) if writer else nullcontext():
+        seg = run_segments(algo, G, hp_dev, init_l, ref_l, tau_dev, steps=steps, record_every=record_every,
+                           checkpoint_every=checkpoint_every, recorder=rec, aux=ev,
+                           layout=None if mesh is None else CarryLayout(pol, mesh), out=out, config=config,
+                           mesh=mesh, progress=progress, desc=f"{algorithm} on {game.spec}")
+        result = _result(seg, game, driver, star, weights, mode, mesh, steps, record_every, config)
+        if writer:
+            write_results(result, Path(out).resolve(), n)
+    return result
+
+
+def _result(seg, game, driver, star, weights, mode, mesh, steps, record_every, config) -> TrainResult:
+    """The run's trace from the segment loop's rows (class marginals and KL to the class Nash)."""
     stacked, carry = seg.rows, seg.carry
     if driver:
         trace = stacked
@@ -314,10 +330,7 @@ def train(algorithm: str, game: SequenceGame, *, steps: int, record_every: int =
     else:
         trace = _per_prompt_trace(stacked, weights, mode)
         logp = None if mode == "sampled" else to_host(carry[0].logp, mesh)
-    result = TrainResult(recorded_steps(steps, record_every), trace, logp, config, seg.seconds, seg.resumed)
-    if out is not None and jax.process_index() == 0:
-        write_results(result, out, n)
-    return result
+    return TrainResult(recorded_steps(steps, record_every), trace, logp, config, seg.seconds, seg.resumed)
 
 
 def write_results(result: TrainResult, out: Path, n: int) -> None:
