@@ -53,6 +53,7 @@ import re
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -65,7 +66,7 @@ from jax.sharding import Mesh
 from gamelab import defaults
 from gamelab.algorithms import get_algorithm
 from gamelab.games import parse_game
-from gamelab.prepare import learning_options, metric_names, resolve_algorithm
+from gamelab.prepare import MAX_STEPS, learning_options, metric_names, resolve_algorithm
 from gamelab.prepare import prepare as prepare_runs
 from gamelab.run import execute as execute_runs
 from gamelab.results import (LOCK, check_kind, finished_chunks, read_manifest, trace_to_frame, write_chunk,
@@ -78,6 +79,7 @@ SPEC_KEYS = {"algorithms", "games", "steps", "seeds", "grid", "record_every", "c
 LEARNING_KEYS = ("feedback", "batch", "optimizer", "policy")  # a parametric sweep (None: not given)
 OVERRIDE_KEYS = {"steps", "record_every"}
 MATRIX_BYTES_PER_PIECE = 512 * 2**20  # cap on the stacked game matrices of one vmapped piece
+MAX_SEED = 2**31  # seeds seed jax.random keys and parametric runs' sampling (gamelab.algorithms.base "seed")
 MAX_WIDTH = 64  # runs per vmapped piece (12.7 s vs 13.0 s at 128 for the 4500-run sweep)
 
 
@@ -163,15 +165,23 @@ def make_spec(**raw) -> SweepSpec:
     if len(set(algorithms)) != len(algorithms):
         raise SpecError("algorithms lists a name twice")
     games = tuple(g for spec in _list(raw["games"], "games", str) for g in _expand_ranges(spec))
+    if len(set(games)) != len(games):
+        repeated = sorted(g for g, count in Counter(games).items() if count > 1)
+        raise SpecError(f"games lists {', '.join(map(repr, repeated[:3]))} more than once")
     learning = {k: raw[k] for k in LEARNING_KEYS if k in raw}
     try:
         algos = {name: resolve_algorithm(name, 3, learning_options(**learning)) for name in algorithms}
     except ValueError as exc:
         raise SpecError(str(exc)) from None
     steps = raw["steps"]
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise SpecError(f"steps must be a positive integer, got {steps!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
+        raise SpecError(f"steps must be a positive integer of at most {MAX_STEPS}, got {steps!r}")
     seeds = _list(raw.get("seeds", [0]), "seeds", int)
+    for seed in seeds:
+        if not 0 <= seed < MAX_SEED:
+            raise SpecError(f"seeds: {seed} is not a whole number in [0, 2^31)")
+    if len(set(seeds)) != len(seeds):
+        raise SpecError("seeds lists a seed twice")
     grid = raw.get("grid", {}) or {}
     if not isinstance(grid, dict):
         raise SpecError("grid must be a table of hyper-parameter = [values]")
@@ -182,7 +192,13 @@ def make_spec(**raw) -> SweepSpec:
         raise SpecError(f"grid key(s) {', '.join(stray)} are not hyper-parameters of any algorithm in the sweep "
                         f"(they take: {', '.join(sorted(known_hp))})")
     overrides = raw.get("algorithm", {}) or {}
+    if not isinstance(overrides, dict):
+        raise SpecError("algorithm must be a table of per-algorithm tables ([algorithm.NAME] with steps, "
+                        "record_every or hyper-parameter values)")
     for name, table in overrides.items():
+        if not isinstance(table, dict):
+            raise SpecError(f"[algorithm.{name}] must be a table (steps, record_every or hyper-parameter values), "
+                            f"got {table!r}")
         if name not in algorithms:
             raise SpecError(f"[algorithm.{name}] overrides an algorithm that is not in 'algorithms'")
         fields = set(algos[name].hparams._fields) - {"seed"}
@@ -192,9 +208,12 @@ def make_spec(**raw) -> SweepSpec:
                             f"hyper-parameter of {name}")
     record_every = raw.get("record_every")
     chunk_size = raw.get("chunk_size", defaults.SWEEP_CHUNK_SIZE)
-    for key, v in (("record_every", record_every), ("chunk_size", chunk_size)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            raise SpecError(f"{key} must be a positive integer, got {v!r}")
+    checked = [("record_every", record_every), ("chunk_size", chunk_size)]
+    checked += [(f"[algorithm.{name}] {key}", table[key]) for name, table in overrides.items()
+                for key in OVERRIDE_KEYS if key in table]
+    for key, v in checked:
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_STEPS):
+            raise SpecError(f"{key} must be a positive integer of at most {MAX_STEPS}, got {v!r}")
     for key, allowed in (("init", ("uniform", "random", "ref")), ("ref", ("uniform", "random")),
                          ("dtype", ("float64", "float32"))):
         if key in raw and raw[key] not in allowed:

@@ -128,6 +128,11 @@ class TransformerPolicy(Policy):
                  seed: int = defaults.SEED, dtype=jnp.float32, mesh=None, fsdp: bool = False):
         if vocab < 2 or length < 1 or prompts < 1:
             raise ValueError(f"need vocab >= 2, length >= 1, prompts >= 1; got {vocab}, {length}, {prompts}")
+        for name, value in (("d_model", d_model), ("heads", heads), ("layers", layers)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"the transformer's {name} must be a positive integer, got {value!r}")
+        if d_model % heads:
+            raise ValueError(f"d_model ({d_model}) must be a multiple of heads ({heads})")
         self.vocab, self.length, self.prompts, self.dtype = int(vocab), int(length), int(prompts), jnp.dtype(dtype)
         self.n = self.vocab ** self.length
         self.graph, self.params0 = _initial(self.vocab, self.length, self.prompts, d_model, heads, layers,
