@@ -98,12 +98,19 @@ def parse_settings(items: List[str]) -> dict:
         key, eq, value = item.partition("=")
         if not eq or not key:
             fail(f"--set takes NAME=VALUE, got {item!r}")
-        try:
-            number = float(value)
-        except ValueError:
-            fail(f"--set {key}: {value!r} is not a number")
-        out[key] = int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
+        out[key] = parse_number(value, f"--set {key}")
     return out
+
+
+def parse_number(text: str, where: str):
+    """An int ('3') or a finite float ('0.1', '1e-3'); anything else fails naming ``where``."""
+    try:
+        number = float(text)
+    except ValueError:
+        fail(f"{where}: {text!r} is not a number")
+    if not math.isfinite(number):
+        fail(f"{where}: {text!r} is not a finite number")
+    return int(number) if number.is_integer() and "." not in text and "e" not in text.lower() else number
 
 
 def jsonable(x):
@@ -470,7 +477,7 @@ def sweep(
             key, eq, values = item.partition("=")
             if not eq:
                 fail(f"--grid takes NAME=v1,v2,..., got {item!r}")
-            raw.setdefault("grid", {})[key] = [float(v) if any(c in v for c in ".eE") else int(v) for v in values.split(",")]
+            raw.setdefault("grid", {})[key] = [parse_number(v.strip(), f"--grid {key}") for v in values.split(",")]
         if record_every is not None:
             raw["record_every"] = record_every
         if chunk_size is not None:

@@ -313,9 +313,15 @@ def prepare(algorithm, games, *, steps: int, record_every: int = defaults.RECORD
     names = metric_names(metrics)
     dtype = float_dtype(dtype)
     if not batched:
+        for k, v in (hparams or {}).items():
+            if np.ndim(v) != 0:
+                raise ValueError(f"{k}: one run takes one value, got {v!r} (run_batch runs several)")
         games = [games]
         seeds = [int(seeds)] if not isinstance(seeds, (list, tuple, np.ndarray)) else seeds
         hparams = {k: [v] for k, v in (hparams or {}).items()}
+    for k, v in (hparams or {}).items():
+        if np.ndim(v) > 1:
+            raise ValueError(f"{k}: a number or one number per run, got an array of shape {np.shape(v)}")
         init, ref, target = ([s] if _per_run([s]) else s for s in (init, ref, target))
     if isinstance(games, Game) and games.groups is not None:  # a batched multi-group Game: one per run
         stacked = jax.tree.map(np.asarray, games if games.P.ndim == 3 else jax.tree.map(lambda x: x[None], games))

@@ -249,7 +249,7 @@ def load_spec(path) -> SweepSpec:
     if not path.is_file():
         raise SpecError(f"no such spec file: {str(path)!r}")
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a byte-order mark is not TOML
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path}: not valid TOML: {exc}") from None
     return make_spec(**raw)

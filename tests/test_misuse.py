@@ -34,3 +34,63 @@ def test_bad_specs_are_refused_by_name_and_leave_no_folder(tmp_path, extra, mess
 def test_a_transformer_of_impossible_shape_is_refused(model, message):
     with pytest.raises(ValueError, match=message):
         TransformerPolicy(4, 2, **model)
+
+
+# ------------------------------------------------------------------ the Python API
+@pytest.mark.parametrize("hparams, message", [
+    ({"eta": "0.1"}, "eta must be a number"),
+    ({"eta": None}, "eta must be a number"),
+    ({"eta": [0.1, 0.2]}, "one run takes one value"),
+])
+def test_run_refuses_hyperparameters_that_are_not_one_number(hparams, message):
+    from gamelab.games import rps
+    from gamelab.run import run
+
+    with pytest.raises(ValueError, match=message):
+        run("mwu", rps(), steps=2, **hparams)
+
+
+def test_run_batch_refuses_strings_and_matrices_of_hyperparameters():
+    from gamelab.games import rps
+    from gamelab.run import run_batch
+
+    with pytest.raises(ValueError, match="eta must be a number"):
+        run_batch("mwu", [rps(), rps()], steps=2, hparams={"eta": ["0.1", "0.2"]})
+    with pytest.raises(ValueError, match=r"one number per run, got an array of shape \(1, 2\)"):
+        run_batch("mwu", [rps(), rps()], steps=2, hparams={"eta": [[0.1, 0.2]]})
+
+
+# ------------------------------------------------------------------ files
+def test_a_byte_order_mark_is_not_data(tmp_path):
+    from gamelab.games import parse_game
+    from gamelab.sweep import load_spec
+
+    (tmp_path / "g.csv").write_text("0.5,0.2,0.7\n0.8,0.5,0.1\n0.3,0.9,0.5\n", encoding="utf-8-sig")
+    assert parse_game(str(tmp_path / "g.csv")).P[0, 1] == 0.2
+    (tmp_path / "s.toml").write_text('algorithms = ["mwu"]\ngames = ["rps"]\nsteps = 5\n', encoding="utf-8-sig")
+    assert load_spec(tmp_path / "s.toml").steps == 5
+
+
+def test_a_symlink_loop_and_a_runaway_line_are_named(tmp_path):
+    from gamelab.games import InvalidGameError, parse_game
+
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    with pytest.raises(InvalidGameError, match="symbolic link that leads nowhere"):
+        parse_game(str(tmp_path / "a"))
+    (tmp_path / "t.txt").write_text('("x", "y", ' + "-" * 100_000 + "1)\n")
+    with pytest.raises(InvalidGameError, match=r"line 1: cannot parse .*… \(100013 characters\)") as err:
+        parse_game(str(tmp_path / "t.txt"))
+    assert len(str(err.value)) < 300
+
+
+def test_grid_and_set_values_must_be_finite_numbers():
+    from typer.testing import CliRunner
+
+    from gamelab.cli import app
+
+    for args, message in ((["sweep", "--algorithms", "mwu", "--games", "rps", "--steps", "5", "--grid", "eta=nan",
+                            "--out", "unused"], "--grid eta: 'nan' is not a finite number"),
+                          (["run", "mwu", "rps", "--set", "eta=0.1x"], "--set eta: '0.1x' is not a number")):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2 and message in result.output, result.output

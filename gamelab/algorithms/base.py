@@ -105,6 +105,8 @@ def validate_hparams(algo: Algorithm, hp) -> None:
         value = getattr(hp, field) if "*" not in field else functools.reduce(
             np.multiply, [np.asarray(getattr(hp, f), dtype=np.float64) for f in field.split("*")])
         try:
+            if np.asarray(value).dtype.kind not in "biuf":  # a string "0.1" converts, but is no number
+                raise TypeError
             arr = np.asarray(value, dtype=np.float64)
         except (TypeError, ValueError):
             raise ValueError(f"{algo.name}: {field} must be a number, got {value!r}") from None

@@ -53,6 +53,8 @@ class CrossTable(NamedTuple):
 def _existing_file(path) -> Path:
     p = Path(path)
     if not p.exists():
+        if p.is_symlink():
+            raise GameFileError(f"{str(p)!r} is a symbolic link that leads nowhere (or in a loop)")
         raise GameFileError(f"no such game file: {str(p)!r}")
     if not p.is_file():
         raise GameFileError(f"not a regular file: {str(p)!r}")
@@ -107,7 +109,7 @@ def load_matrix(path) -> np.ndarray:
             raise GameFileError(f"{p}: file holds an empty array of shape {arr.shape}")
         return arr
     try:
-        text = p.read_text()
+        text = p.read_text(encoding="utf-8-sig")  # a byte-order mark is not data
     except UnicodeDecodeError as exc:
         raise GameFileError(f"{p}: not a text file ({exc}); use .npy for binary arrays") from exc
     sep = "," if p.suffix.lower() == ".csv" else None
@@ -194,6 +196,9 @@ def from_payoff(V, scale: float | None = None, *, atol: float = DEFAULT_ATOL, dt
 # tuple cross-tables
 
 
+MAX_LINE = 10_000  # characters of one cross-table line
+
+
 def _parse_crosstable(text: str, path: Path, scale: float):
     """Parse ``('row', 'col', value)`` lines into names (first-appearance order) and ``V``."""
     entries: dict[tuple[str, str], tuple[float, int]] = {}
@@ -202,11 +207,14 @@ def _parse_crosstable(text: str, path: Path, scale: float):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
+        shown = line if len(line) <= 80 else f"{line[:60]}… ({len(line)} characters)"
         try:
+            if len(line) > MAX_LINE:  # a cross-table line is a short tuple; literal_eval would recurse
+                raise ValueError("line too long")
             item = ast.literal_eval(line)
-        except (ValueError, SyntaxError) as exc:
+        except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
             raise GameFileError(
-                f"{path}: line {lineno}: cannot parse {line!r} as a Python tuple ({exc.__class__.__name__})"
+                f"{path}: line {lineno}: cannot parse {shown!r} as a Python tuple ({exc.__class__.__name__})"
             ) from None
         ok = (
             isinstance(item, tuple)
@@ -270,7 +278,7 @@ def load_crosstable(
     if not np.isfinite(scale) or scale <= 0:
         raise InvalidGameError(f"scale must be positive and finite, got {scale!r}")
     p = _existing_file(path)
-    names, V = _parse_crosstable(p.read_text(), p, scale)
+    names, V = _parse_crosstable(p.read_text(encoding="utf-8-sig"), p, scale)
     if len(names) < 2:
         raise InvalidGameError(f"{p}: a game needs at least 2 responses, got names {list(names)}")
     worst, i, j = _asymmetry(V)
@@ -302,7 +310,7 @@ def is_crosstable_file(path) -> bool:
     if p.suffix.lower() == ".npy":
         return False
     try:
-        with p.open() as fh:
+        with p.open(encoding="utf-8-sig") as fh:
             for line in fh:
                 if line.strip():
                     return line.lstrip().startswith("(")

@@ -300,7 +300,8 @@ def _is_path_spec(spec: str) -> bool:
         return True
     if spec.partition(":")[0].strip() in GAMES:
         return False
-    return Path(spec).is_file() or (":" not in spec and "=" not in spec and bool(Path(spec).suffix))
+    return Path(spec).is_file() or Path(spec).is_symlink() or (":" not in spec and "=" not in spec
+                                                               and bool(Path(spec).suffix))
 
 
 def parse_game(spec: str, *, antisymmetrize: bool = False) -> Game:
