@@ -68,6 +68,20 @@ def load_game(spec: str, antisymmetrize: bool = False):
         fail(str(exc))
 
 
+def load_table(spec: str, antisymmetrize: bool):
+    """A tuple cross-table file (with its responses' names and correction), or None for any other
+    game spec."""
+    from gamelab.games import InvalidGameError
+    from gamelab.games.io import is_crosstable_file, load_crosstable
+
+    if not Path(spec).is_file():
+        return None
+    try:
+        return load_crosstable(spec, antisymmetrize=antisymmetrize) if is_crosstable_file(spec) else None
+    except InvalidGameError as exc:
+        fail(str(exc))
+
+
 def parse_policy(text: Optional[str]):
     """'uniform', 'random' or comma-separated weights."""
     if text is None or text in ("uniform", "random"):
@@ -167,11 +181,16 @@ def nash(
     from gamelab.nash import exact_nash, regularized_nash
 
     weights = parse_policy(ref) if tau is not None else None
-    g = load_game(game, antisymmetrize)
+    table = load_table(game, antisymmetrize)
+    g = table.game if table is not None else load_game(game, antisymmetrize)
     P = np.asarray(g.P)
     sol = exact_nash(P)
     out = {"game": game, "n": int(P.shape[0]), "policy": sol.policy, "exploitability": sol.exploitability,
            "duality_gap": sol.duality_gap}
+    if table is not None:  # a cross-table: its responses' names, and what antisymmetrizing changed
+        out["names"] = list(table.names)
+        if antisymmetrize:
+            out["correction"] = table.correction._asdict()
     if tau is not None:
         try:
             reg = regularized_nash(P, None if weights in (None, "uniform") else weights, tau)
@@ -183,7 +202,16 @@ def nash(
         typer.echo(json.dumps(jsonable(out)))
         return
     typer.echo(f"Nash of {game} (n = {out['n']}): exploitability {sol.exploitability:.3e}, duality gap {sol.duality_gap:.3e}")
-    typer.echo("  policy: " + np.array2string(sol.policy, precision=6, max_line_width=100))
+    if "correction" in out:
+        c = table.correction
+        typer.echo(f"  antisymmetrized: max |V + Vᵀ| was {c.max_abs_asymmetry:.6g}, max |diagonal| {c.max_abs_diagonal:.6g};"
+                   f" the largest change of P is {c.max_abs_change:.6g}")
+    if table is not None:
+        support = [i for i in np.argsort(-sol.policy, kind="stable") if sol.policy[i] > 1e-9]
+        typer.echo(f"  support ({len(support)} of {out['n']}): "
+                   + ", ".join(f"{table.names[i]} {sol.policy[i]:.6f}" for i in support))
+    else:
+        typer.echo("  policy: " + np.array2string(sol.policy, precision=6, max_line_width=100))
     if tau is not None:
         r = out["regularized"]
         typer.echo(f"Regularized Nash (τ = {tau}): unregularized duality gap {r['duality_gap']:.5f}")
@@ -444,6 +472,9 @@ def sweep(
     chunk_size: Optional[int] = typer.Option(None, help=f"runs per results file (default {defaults.SWEEP_CHUNK_SIZE})"),
     metrics: Optional[str] = typer.Option(None, help="comma-separated metrics to record (default: all), "
                                                      "e.g. exploitability,kl_to_target"),
+    record_policy: Optional[bool] = typer.Option(None, "--record-policy/--no-record-policy",
+                                                 help="also record the policies (for gamelab plot --kind "
+                                                      "simplex|policy; default: the spec's, else no)"),
     quiet: bool = typer.Option(False, help="no progress bar"),
     wait: bool = typer.Option(False, help="if another process is writing --out, wait for it instead of stopping"),
     coordinator: Optional[str] = typer.Option(None, help="multi-host: jax.distributed coordinator HOST:PORT"),
@@ -484,6 +515,8 @@ def sweep(
             raw["chunk_size"] = chunk_size
         if metrics:
             raw["metrics"] = [m.strip() for m in metrics.split(",") if m.strip()]
+        if record_policy is not None:
+            raw["record_policy"] = record_policy
         if spec is None and not raw:
             fail("give a SPEC.toml or --algorithms/--games/--steps")
         sweep_spec = make_spec(**raw)

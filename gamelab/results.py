@@ -227,6 +227,11 @@ def write_manifest(out: Path, manifest: dict) -> None:
     atomic_write_bytes(Path(out) / MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
 
 
+def load(out) -> "pandas.DataFrame":  # noqa: F821
+    """A results folder (a sweep's or a transformer run's) as one tidy table: :func:`load_results`."""
+    return load_results(out)
+
+
 def load_results(out) -> "pandas.DataFrame":  # noqa: F821
     """Every finished chunk of a results folder as one tidy DataFrame (see the module doc)."""
     import pandas as pd

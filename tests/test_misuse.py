@@ -94,3 +94,27 @@ def test_grid_and_set_values_must_be_finite_numbers():
                           (["run", "mwu", "rps", "--set", "eta=0.1x"], "--set eta: '0.1x' is not a number")):
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_the_example_spec_is_valid_and_documents_record_policy():
+    from pathlib import Path
+
+    from gamelab.sweep import load_spec, plan
+
+    spec = load_spec(Path(__file__).resolve().parents[1] / "experiments" / "example_sweep.toml")
+    assert spec.record_policy and {c.padded for c in plan(spec)} == {True}
+
+
+def test_nash_of_a_cross_table_names_its_responses_and_prints_the_correction():
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from gamelab.cli import app
+
+    table = Path(__file__).resolve().parents[2] / "shared" / "data" / "openspiel" / "rrps_bot_table.txt"
+    if not table.is_file():
+        pytest.skip(f"the shared data is not beside the checkout: {table}")
+    result = CliRunner().invoke(app, ["nash", str(table), "--antisymmetrize"])
+    assert result.exit_code == 0, result.output
+    assert "max |V + Vᵀ| was 35.202" in result.output and "support (5 of 43): randbot 0.89" in result.output
