@@ -60,9 +60,19 @@ def os_error(exc: OSError) -> str:
 
 
 def load_game(spec: str, antisymmetrize: bool = False):
+    """The game of a spec; a generated game too large for this machine's memory is refused with
+    the estimate before it is built."""
     from gamelab.games import InvalidGameError, parse_game
+    from gamelab.games.named import run_memory, spec_size
+    from gamelab.hosts import available_memory
 
     try:
+        n = spec_size(spec)
+        free = available_memory()
+        if n is not None and free is not None and run_memory(n) > free:
+            fail(f"{spec}: a run on {n} responses needs about {run_memory(n) / 2**30:.1f} GiB (a few copies of its "
+                 f"{n}×{n} matrix, {8 * n * n / 2**30:.1f} GiB each, while it is built, checked and run); "
+                 f"{free / 2**30:.1f} GiB are available")
         return parse_game(spec, antisymmetrize=antisymmetrize)
     except InvalidGameError as exc:
         fail(str(exc))
@@ -232,6 +242,8 @@ def run(
     init: Optional[str] = typer.Option(None, help="initial policy: uniform (default), random, or weights 'w1,w2,...'"),
     ref: Optional[str] = typer.Option(None, help="reference policy: uniform (default), random, or weights"),
     seed: int = typer.Option(defaults.SEED, help="seed for random init/ref and for sampled feedback"),
+    target: str = typer.Option("auto", help="KL target of kl_to_target: nash (solve the LP), none, or auto (nash up "
+                               f"to {defaults.EXACT_NASH_MAX_N} responses: the dense LP grows too slow beyond)"),
     feedback: str = typer.Option("closed", help="closed (the tabular closed-form update), exact (the loss on all "
                                  "pairs, minimized by the optimizer) or sampled (the loss on --batch sampled pairs)"),
     batch: Optional[int] = typer.Option(None, help=f"sampled feedback: pairs per step (default {defaults.BATCH})"),
@@ -271,6 +283,7 @@ def run(
     try:
         prep = prepare(algorithm, g, batched=False, steps=steps, record_every=record_every, hparams=hp,
                        init=init_policy, ref=ref_policy, seeds=seed, dtype="float32" if float32 else None,
+                       target=None if target == "none" else target,
                        feedback=feedback, policy=policy, batch=batch, optimizer=optimizer)
         result = execute(prep)
     except (ValueError, RuntimeError) as exc:

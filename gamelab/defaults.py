@@ -9,6 +9,7 @@ the sweep spec all read these names.
 STEPS = 1000  # `gamelab run` and `gamelab llm run`
 RECORD_EVERY = 1  # gamelab.run.run / run_batch / `gamelab run`: every step
 SEED = 0
+EXACT_NASH_MAX_N = 1000  # target 'auto': the LP Nash (for kl_to_target) up to this many responses
 SWEEP_RECORDS = 100  # a sweep records every max(1, steps // SWEEP_RECORDS) steps unless told
 SWEEP_CHUNK_SIZE = 256  # runs per results file
 

@@ -25,6 +25,23 @@ from gamelab.lazy import jax
 _FORCED = re.compile(r"--xla_force_host_platform_device_count=(\d+)")
 
 
+def available_memory() -> int | None:
+    """Bytes this process can still allocate: the system's available memory, or the address-space
+    limit (``ulimit -v``) if lower; None where neither can be read."""
+    import resource
+
+    found = []
+    try:
+        with open("/proc/meminfo") as fh:
+            found += [int(line.split()[1]) * 1024 for line in fh if line.startswith("MemAvailable:")]
+    except OSError:
+        pass
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        found.append(int(soft))
+    return min(found) if found else None
+
+
 def host_cores() -> int:
     """The cores this process may run on (its CPU affinity where the OS reports one)."""
     try:

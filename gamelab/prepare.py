@@ -187,8 +187,10 @@ def _target(target, P: np.ndarray, solve: bool = True) -> np.ndarray | None:
     if target is None:
         return None
     if isinstance(target, str):
-        if target != "nash":
-            raise ValueError(f"target must be 'nash', None or a policy, got {target!r}")
+        if target not in ("nash", "auto"):
+            raise ValueError(f"target must be 'nash', 'auto', None or a policy, got {target!r}")
+        if target == "auto" and P.shape[0] > defaults.EXACT_NASH_MAX_N:
+            return None  # the dense LP's time and memory grow like n^2 and worse: only when asked for
         return policy_logits(nash_policy(P), P.shape[0], name="target") if solve else None
     logits = policy_logits(target, P.shape[0], name="target")
     return logits if solve else None
@@ -214,7 +216,8 @@ def _check_available(names, tau, target, algo: Algorithm) -> None:
     if "regularized_gap" in names and tau is None:
         raise ValueError(f"metric 'regularized_gap' needs a τ: {algo.name} has no positive tau; pass metric_tau")
     if "kl_to_target" in names and target is None:
-        raise ValueError("metric 'kl_to_target' needs a target (got target=None)")
+        raise ValueError("metric 'kl_to_target' needs a target (target=None, or 'auto' on a game of more than "
+                         f"{defaults.EXACT_NASH_MAX_N} responses: pass target='nash' to solve its LP)")
 
 
 def _wants(names, metric: str) -> bool:
@@ -295,7 +298,7 @@ def _per_run(spec) -> bool:
 
 
 def prepare(algorithm, games, *, steps: int, record_every: int = defaults.RECORD_EVERY, hparams: dict | None = None, init=None,
-            ref=None, target="nash", metric_tau=None, seeds: Sequence[int] | int = defaults.SEED, dtype=None,
+            ref=None, target="auto", metric_tau=None, seeds: Sequence[int] | int = defaults.SEED, dtype=None,
             record_policy: bool = False, record_average: bool = True, metrics=None, mesh=None,
             feedback: str | None = None, policy=None, batch: int | None = None, optimizer: str | None = None,
             batched: bool = True, pad_to: int | None = None) -> Prepared:

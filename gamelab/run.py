@@ -229,7 +229,7 @@ def _rows(values, rows: int, batched: bool) -> np.ndarray:
     return values[:, :rows] if batched else values[:rows]
 
 
-def run(algorithm, game, *, steps: int, record_every: int = defaults.RECORD_EVERY, init=None, ref=None, target="nash",
+def run(algorithm, game, *, steps: int, record_every: int = defaults.RECORD_EVERY, init=None, ref=None, target="auto",
         metric_tau=None, seed: int = defaults.SEED, dtype=None, jit: bool = True, record_policy: bool = False,
         record_average: bool = True, metrics=None, feedback: str | None = None, policy=None,
         batch: int | None = None, optimizer: str | None = None, **hparams) -> RunResult:
@@ -238,7 +238,8 @@ def run(algorithm, game, *, steps: int, record_every: int = defaults.RECORD_EVER
     ``init``: None (uniform), 'random' (logits ~ N(0, 1) from ``seed``), 'ref' (start at the
     reference) or a weight vector; ``ref`` likewise (but not 'ref'). ``record_policy`` adds the
     policies to the trace. ``target``:
-    'nash' (the LP Nash, for ``kl_to_target``), None, or a policy. ``metric_tau``: τ of the recorded
+    'nash' (the LP Nash, for ``kl_to_target``), 'auto' (the default: 'nash' up to
+    ``gamelab.defaults.EXACT_NASH_MAX_N`` responses, None beyond), None, or a policy. ``metric_tau``: τ of the recorded
     regularized gap (default: the algorithm's own τ, if it has one). Hyper-parameters are keywords
     (``eta=0.1, tau=0.1``); the rest take the algorithm's defaults.
 
@@ -265,7 +266,7 @@ def run(algorithm, game, *, steps: int, record_every: int = defaults.RECORD_EVER
 
 
 def run_batch(algorithm, games, *, steps: int, record_every: int = defaults.RECORD_EVERY, hparams: dict | None = None,
-              init=None, ref=None, target="nash", metric_tau=None, seeds: Sequence[int] | int = defaults.SEED,
+              init=None, ref=None, target="auto", metric_tau=None, seeds: Sequence[int] | int = defaults.SEED,
               dtype=None, jit: bool = True, record_policy: bool = False, record_average: bool = True,
               metrics=None, mesh=None, feedback: str | None = None, policy=None, batch: int | None = None,
               optimizer: str | None = None, pad_to: int | None = None) -> RunResult:

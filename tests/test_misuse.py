@@ -118,3 +118,26 @@ def test_nash_of_a_cross_table_names_its_responses_and_prints_the_correction():
     result = CliRunner().invoke(app, ["nash", str(table), "--antisymmetrize"])
     assert result.exit_code == 0, result.output
     assert "max |V + Vᵀ| was 35.202" in result.output and "support (5 of 43): randbot 0.89" in result.output
+
+
+# ------------------------------------------------------------------ resources
+def test_a_game_too_large_for_memory_is_refused_before_it_is_built():
+    from typer.testing import CliRunner
+
+    from gamelab.cli import app
+
+    result = CliRunner().invoke(app, ["run", "mwu", "random:n=1000000", "--steps", "2"])
+    assert result.exit_code == 2 and "a run on 1000000 responses needs about 37" in result.output, result.output
+
+
+def test_target_auto_skips_the_dense_lp_above_its_size(monkeypatch):
+    from gamelab import defaults
+    from gamelab.games import parse_game
+    from gamelab.run import run
+
+    monkeypatch.setattr(defaults, "EXACT_NASH_MAX_N", 3)
+    assert "kl_to_target" in run("mwu", parse_game("rps"), steps=2).trace
+    assert "kl_to_target" not in run("mwu", parse_game("random:n=5,seed=0"), steps=2).trace
+    assert "kl_to_target" in run("mwu", parse_game("random:n=5,seed=0"), steps=2, target="nash").trace
+    with pytest.raises(ValueError, match="pass target='nash' to solve its LP"):
+        run("mwu", parse_game("random:n=5,seed=0"), steps=2, metrics=["kl_to_target"])
