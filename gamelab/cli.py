@@ -490,6 +490,8 @@ def sweep(
                                                       "simplex|policy; default: the spec's, else no)"),
     quiet: bool = typer.Option(False, help="no progress bar"),
     wait: bool = typer.Option(False, help="if another process is writing --out, wait for it instead of stopping"),
+    yes: bool = typer.Option(False, "--yes", help=f"run a sweep of more than {defaults.SWEEP_CONFIRM_RUNS:,} runs "
+                             "without asking"),
     coordinator: Optional[str] = typer.Option(None, help="multi-host: jax.distributed coordinator HOST:PORT"),
     num_processes: Optional[int] = typer.Option(None, help="multi-host: number of processes"),
     process_id: Optional[int] = typer.Option(None, help="multi-host: this process's index"),
@@ -501,7 +503,7 @@ def sweep(
     Every local device is used (runs sharded over a device mesh); with --coordinator/--num-processes/
     --process-id (or --distributed) the processes share the chunks through jax.distributed.
     """
-    from gamelab.sweep import SpecError, execute, load_spec, make_spec
+    from gamelab.sweep import PLAN_BYTES_PER_RUN, SpecError, count_runs, execute, load_spec, make_spec
 
     init_distributed(coordinator, num_processes, process_id, distributed)
     raw = {}
@@ -533,6 +535,14 @@ def sweep(
         if spec is None and not raw:
             fail("give a SPEC.toml or --algorithms/--games/--steps")
         sweep_spec = make_spec(**raw)
+        runs = count_runs(sweep_spec)
+        if runs > defaults.SWEEP_CONFIRM_RUNS and not yes:
+            question = (f"this sweep has {runs:,} runs in {-(-runs // sweep_spec.chunk_size):,} results files (its plan "
+                        f"alone holds about {runs * PLAN_BYTES_PER_RUN / 2**30:.1f} GiB)")
+            if not sys.stdin.isatty():
+                fail(question + "; pass --yes to run it")
+            if not typer.confirm(question + "; run it?"):
+                raise typer.Exit(1)
         started = time.perf_counter()
         stats = execute(sweep_spec, out, progress=not quiet, wait=wait)
     except (SpecError, ValueError) as exc:

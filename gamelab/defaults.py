@@ -12,6 +12,7 @@ SEED = 0
 EXACT_NASH_MAX_N = 1000  # target 'auto': the LP Nash (for kl_to_target) up to this many responses
 SWEEP_RECORDS = 100  # a sweep records every max(1, steps // SWEEP_RECORDS) steps unless told
 SWEEP_CHUNK_SIZE = 256  # runs per results file
+SWEEP_CONFIRM_RUNS = 1_000_000  # `gamelab sweep` asks (or wants --yes) above this many runs
 
 # parametric policies (feedback 'exact' or 'sampled')
 BATCH = 256  # sampled pairs per step

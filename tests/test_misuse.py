@@ -141,3 +141,34 @@ def test_target_auto_skips_the_dense_lp_above_its_size(monkeypatch):
     assert "kl_to_target" in run("mwu", parse_game("random:n=5,seed=0"), steps=2, target="nash").trace
     with pytest.raises(ValueError, match="pass target='nash' to solve its LP"):
         run("mwu", parse_game("random:n=5,seed=0"), steps=2, metrics=["kl_to_target"])
+
+
+def test_a_very_large_sweep_asks_first(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from gamelab import defaults
+    from gamelab.cli import app
+
+    monkeypatch.setattr(defaults, "SWEEP_CONFIRM_RUNS", 10)
+    args = ["sweep", "--algorithms", "mwu", "--games", "random:n=3,seed=0..11", "--steps", "2", "--out",
+            str(tmp_path / "out"), "--quiet"]
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 2 and "this sweep has 12 runs" in refused.output and "--yes" in refused.output
+    assert not (tmp_path / "out").exists()
+    assert CliRunner().invoke(app, [*args, "--yes"]).exit_code == 0
+
+
+def test_planning_a_large_range_does_not_build_every_game(monkeypatch):
+    """A generated game's size comes from its parameters: 20,000 seeds build one game, not 20,000."""
+    import gamelab.sweep as S
+
+    built = []
+    real = S.parse_game
+    monkeypatch.setattr(S, "parse_game", lambda spec, **kw: built.append(spec) or real(spec, **kw))
+    S._game.cache_clear()
+    S._has_groups.cache_clear()
+    spec = S.make_spec(algorithms=["mwu", "inpo"], games=["random:n=10,seed=0..19999"], steps=10,
+                       grid={"eta": [0.1, 0.2], "tau": [0.1]})
+    chunks = S.plan(spec)
+    assert S.count_runs(spec) == sum(len(c.runs) for c in chunks) == 80_000
+    assert len(set(built)) <= 2, built[:5]
