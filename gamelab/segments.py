@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
@@ -205,12 +207,28 @@ def run_segments(algo, game, hp, init_logp, ref_logp, tau=None, *, steps: int, r
         import orbax.checkpoint as ocp
 
         manager = ocp.CheckpointManager(out / "checkpoints", options=ocp.CheckpointManagerOptions(max_to_keep=2))
-        latest = manager.latest_step()  # only finished checkpoints: orbax renames a complete temporary folder
-        if latest is not None:
-            saved = manager.restore(latest, args=ocp.args.StandardRestore())
-            carry = to_global(_restore(saved["carry"], carry), mesh, like=carry)
-            rows = [{k: np.asarray(v)[i] for k, v in saved["rows"].items()} for i in range(latest)]
-            done = int(latest)
+        damaged = []
+        # only finished checkpoints are listed (orbax renames a complete temporary folder); a damaged
+        # one (a file truncated or lost since) is reported and the one before it used instead
+        for step in sorted(manager.all_steps(), reverse=True):
+            try:
+                saved = manager.restore(step, args=ocp.args.StandardRestore())
+                restored = to_global(_restore(saved["carry"], carry), mesh, like=carry)
+                rows = [{k: np.asarray(v)[i] for k, v in saved["rows"].items()} for i in range(step)]
+            except Exception as exc:  # orbax and tensorstore raise many types for a damaged file
+                print(f"warning: checkpoint {step} in {out / 'checkpoints'} is damaged ({type(exc).__name__}): "
+                      "computing its steps again", file=sys.stderr)
+                damaged.append(step)
+                rows = []
+                continue
+            carry, done = restored, int(step)
+            break
+        if damaged:  # removed, so that the steps computed again can be saved under their number
+            manager.close()
+            for step in damaged:
+                shutil.rmtree(out / "checkpoints" / str(step))
+            manager = ocp.CheckpointManager(out / "checkpoints",
+                                            options=ocp.CheckpointManagerOptions(max_to_keep=2))
     resumed = done
     bar = None
     if progress and jax.process_index() == 0:

@@ -93,3 +93,20 @@ def test_a_second_writer_is_refused_at_once_or_waits_when_asked(tmp_path):
         holder.wait()
     with writer_lock(tmp_path):  # released: free again
         pass
+
+
+def test_a_damaged_checkpoint_is_not_resumed_from_and_the_trace_equals_an_uninterrupted_run(tmp_path, capfd):
+    import numpy as np
+
+    game = parse_sequence_game("cyclic:rule=count", 2, 2)
+    kw = dict(LLM, steps=4, checkpoint_every=1)
+    whole = train("mwu", game, out=tmp_path / "whole", **kw)
+    train("mwu", game, out=tmp_path / "hurt", **kw)
+    (tmp_path / "hurt" / "chunks" / "llm.parquet").unlink()
+    for path in (tmp_path / "hurt" / "checkpoints" / "4").rglob("*"):
+        if path.is_file():
+            path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])  # every file cut in half
+    again = train("mwu", game, out=tmp_path / "hurt", **kw)
+    assert "checkpoint 4" in capfd.readouterr().err and again.resumed_from == 3
+    for key, want in whole.trace.items():
+        np.testing.assert_array_equal(again.trace[key], want, err_msg=key)
