@@ -110,3 +110,33 @@ def test_a_damaged_checkpoint_is_not_resumed_from_and_the_trace_equals_an_uninte
     assert "checkpoint 4" in capfd.readouterr().err and again.resumed_from == 3
     for key, want in whole.trace.items():
         np.testing.assert_array_equal(again.trace[key], want, err_msg=key)
+
+
+def test_a_full_disk_or_a_file_as_out_is_one_error_line_and_the_sweep_resumes(tmp_path, monkeypatch):
+    import errno
+
+    from typer.testing import CliRunner
+
+    import gamelab.results as R
+    from gamelab.cli import app
+
+    args = ["sweep", "--algorithms", "mwu,omwu", "--games", "rps;comal3", "--steps", "10", "--chunk-size", "2",
+            "--quiet", "--out"]
+    (tmp_path / "a_file").write_text("x")
+    result = CliRunner().invoke(app, [*args, str(tmp_path / "a_file")])
+    assert result.exit_code == 2 and "is a file, not a folder" in result.output and "Traceback" not in result.output
+    real, calls = R.os.replace, []
+
+    def full(src, dst):  # the second chunk finds the disk full
+        calls.append(dst)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+        return real(src, dst)
+
+    monkeypatch.setattr(R.os, "replace", full)
+    result = CliRunner().invoke(app, [*args, str(tmp_path / "out")])
+    assert result.exit_code == 2 and "error: no space left on the device: " in result.output, result.output
+    assert not list((tmp_path / "out" / CHUNKS).glob(".*.tmp"))  # nothing half-written left behind
+    monkeypatch.setattr(R.os, "replace", real)
+    result = CliRunner().invoke(app, [*args, str(tmp_path / "out")])
+    assert result.exit_code == 0 and "1 already finished" in result.output, result.output
