@@ -255,6 +255,9 @@ def run(
     float32: bool = typer.Option(False, help="single precision (default float64)"),
     antisymmetrize: bool = typer.Option(False, help="antisymmetrize a noisy cross-table before use"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object (policy, gaps, trace)"),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress",
+                                            help="a progress bar (default: on a terminal, for runs of 10,000 "
+                                                 "steps or more, sampled or exact feedback, or comal)"),
 ):
     """Run one algorithm on one game and report last- and average-iterate gaps.
 
@@ -285,7 +288,10 @@ def run(
                        init=init_policy, ref=ref_policy, seeds=seed, dtype="float32" if float32 else None,
                        target=None if target == "none" else target,
                        feedback=feedback, policy=policy, batch=batch, optimizer=optimizer)
-        result = execute(prep)
+        if progress is None:  # a long run at a terminal: cut into calls that move a bar (two more compiles)
+            progress = sys.stderr.isatty() and not as_json and (
+                steps >= 10_000 or feedback != "closed" or prep.algo.name == "comal")
+        result = execute(prep, progress=progress)
     except (ValueError, RuntimeError) as exc:
         fail(str(exc))
     algo, hparams = prep.algo, {k: np.asarray(v).item() for k, v in prep.hparams._asdict().items()}

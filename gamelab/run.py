@@ -10,6 +10,7 @@ final step: row 0 is the initial policy.
 """
 from __future__ import annotations
 
+import sys
 from functools import partial
 from typing import Any, NamedTuple, Sequence
 
@@ -110,25 +111,40 @@ def simulate(algo: Algorithm, game: Game, hp, init_logp, ref_logp, target_logp, 
     need is the one the update computes (XLA merges them): recording every step costs about one
     matrix–vector product per step, not two.
     """
+    carry = start(algo, game, hp, init_logp, ref_logp, record_average=record_average)
+    carry, trace = simulate_rows(algo, game, hp, ref_logp, target_logp, metric_tau, carry, steps, record_every, 0,
+                                 rows=rows, record_policy=record_policy, record_average=record_average,
+                                 metrics=metrics)
+    state, avg, _ = carry
+    return state, avg, trace
+
+
+def simulate_rows(algo: Algorithm, game: Game, hp, ref_logp, target_logp, metric_tau, carry, steps, record_every,
+                  first, *, rows: int, record_policy: bool = False, record_average: bool = True,
+                  metrics: tuple[str, ...] | None = None):
+    """Rows ``first``, ``first + 1``, … of :func:`simulate`'s trace — at most ``rows`` of them, up
+    to the final one — continuing the run from ``carry`` (the carry at row ``first``): returns
+    (carry, trace of ``rows`` rows). :func:`simulate` is this from :func:`start` with ``first``
+    0; a run cut into several calls (to show progress) has the same trace bit for bit."""
     record, advance, _ = _driver(algo, game, hp, ref_logp, target_logp, metric_tau, record_every=1,
                                  record_policy=record_policy, record_average=record_average, metrics=metrics)
-    carry = start(algo, game, hp, init_logp, ref_logp, record_average=record_average)
     intervals = (steps + record_every - 1) // record_every  # then one more row: the final step
+    whole = isinstance(first, int) and first == 0  # the whole run in one call
 
     def interval(j, loop):
         carry, trace = loop
         row = record(carry)
         trace = {k: trace[k].at[j].set(row[k]) for k in trace}
-        todo = jnp.clip(steps - j * record_every, 0, record_every)  # 0 after the final row only
+        done = j * record_every if whole else (first + j) * record_every
+        todo = jnp.clip(steps - done, 0, record_every)  # 0 after the final row only
         stepped = advance(carry)  # in the loop body of the recording: XLA shares their Pπ_t
         carry = jax.tree.map(lambda new, old: jnp.where(todo > 0, new, old), stepped, carry)
         return lax.fori_loop(1, todo, lambda _, c: advance(c), carry), trace
 
     shapes = jax.eval_shape(record, carry)
     trace = {k: jnp.zeros((rows,) + v.shape, v.dtype) for k, v in shapes.items()}
-    carry, trace = lax.fori_loop(0, intervals + 1, interval, (carry, trace))
-    state, avg, _ = carry
-    return state, avg, trace
+    count = intervals + 1 if whole else jnp.clip(intervals + 1 - first, 0, rows)
+    return lax.fori_loop(0, count, interval, (carry, trace))
 
 
 def start(algo: Algorithm, game: Game, hp, init_logp, ref_logp, *, record_average: bool = True):
@@ -172,9 +188,30 @@ def simulate_batch(algo, game, hp, init_logp, ref_logp, target_logp, metric_tau,
                                                             steps, record_every)
 
 
+def start_batch(algo, game, hp, init_logp, ref_logp, *, record_average: bool = True):
+    """:func:`start` vmapped over a leading batch axis."""
+    return jax.vmap(partial(start, algo, record_average=record_average))(game, hp, init_logp, ref_logp)
+
+
+def simulate_rows_batch(algo, game, hp, ref_logp, target_logp, metric_tau, carry, steps, record_every, first, *,
+                        rows: int, record_policy: bool = False, record_average: bool = True,
+                        metrics: tuple[str, ...] | None = None):
+    """:func:`simulate_rows` vmapped over a leading batch axis (``steps``, ``record_every`` and
+    ``first`` shared)."""
+    fn = partial(simulate_rows, algo, rows=rows, record_policy=record_policy, record_average=record_average,
+                 metrics=metrics)
+    return jax.vmap(fn, in_axes=(0,) * 6 + (None,) * 3)(game, hp, ref_logp, target_logp, metric_tau, carry, steps,
+                                                        record_every, first)
+
+
 STATIC = ("algo", "rows", "record_policy", "record_average", "metrics")
 simulate_jit = jax.jit(simulate, static_argnames=STATIC)
 simulate_batch_jit = jax.jit(simulate_batch, static_argnames=STATIC)
+_PIECES = {False: (jax.jit(start, static_argnames=("algo", "record_average")),
+                   jax.jit(simulate_rows, static_argnames=STATIC)),
+           True: (jax.jit(start_batch, static_argnames=("algo", "record_average")),
+                  jax.jit(simulate_rows_batch, static_argnames=STATIC))}
+PROGRESS_CALLS = 50  # a run shown with progress is cut into about this many calls of the driver
 
 
 def recorded_steps(steps: int, record_every: int) -> np.ndarray:
@@ -184,14 +221,18 @@ def recorded_steps(steps: int, record_every: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------ host side
-def execute(prep: Prepared, *, jit: bool = True, compiled=None) -> RunResult:
+def execute(prep: Prepared, *, jit: bool = True, compiled=None, progress: bool = False) -> RunResult:
     """Run a :class:`gamelab.prepare.Prepared` batch through the one driver (jitted, or op by op
     with ``jit=False``, or through ``compiled``: :func:`lower`'s program for a batch of the same
     shapes, compiled ahead of time); the trace comes back as NumPy arrays with one row per
-    recording."""
+    recording. ``progress``: a progress bar on stderr, the run cut into about
+    :data:`PROGRESS_CALLS` calls of the driver (the same trace bit for bit; two more programs to
+    compile)."""
     rows = prep.rows
     counts = (np.int32(prep.steps), np.int32(prep.record_every))
-    if compiled is not None:
+    if progress:
+        state, avg, trace = _in_pieces(prep)
+    elif compiled is not None:
         state, avg, trace = compiled(*prep.args, *counts)
     else:
         if prep.batched:
@@ -202,6 +243,27 @@ def execute(prep: Prepared, *, jit: bool = True, compiled=None) -> RunResult:
     trace = {k: _rows(v, rows, prep.batched) for k, v in trace.items()}
     final = {k: v[:, rows - 1] if prep.batched else v[rows - 1] for k, v in trace.items() if not k.endswith("policy")}
     return RunResult(state, state.logp, avg, recorded_steps(prep.steps, prep.record_every), trace, final)
+
+
+def _in_pieces(prep: Prepared):
+    """:func:`execute`'s run cut into calls of :func:`simulate_rows`, with a tqdm bar."""
+    from tqdm.auto import tqdm
+
+    begin, continue_ = _PIECES[prep.batched]
+    game, hp, init_logp, ref_logp, target_logp, tau = prep.args
+    rows, k = prep.rows, prep.record_every
+    size = row_bucket(max(1, -(-rows // PROGRESS_CALLS)))
+    carry = begin(prep.algo, game, hp, init_logp, ref_logp, record_average=prep.record_average)
+    parts = []
+    with tqdm(total=prep.steps, unit="step", file=sys.stderr, dynamic_ncols=True, desc=prep.algo.name) as bar:
+        for first in range(0, rows, size):
+            carry, part = continue_(prep.algo, game, hp, ref_logp, target_logp, tau, carry, np.int32(prep.steps),
+                                    np.int32(k), np.int32(first), **_static(prep, rows=size))
+            parts.append(jax.tree.map(np.asarray, part))  # waits for it: the bar follows the computation
+            bar.update(min(prep.steps, (first + size) * k) - min(prep.steps, first * k))
+    axis = 1 if prep.batched else 0
+    state, avg, _ = carry
+    return state, avg, {key: np.concatenate([p[key] for p in parts], axis=axis) for key in parts[0]}
 
 
 def lower(prep: Prepared):
@@ -218,9 +280,9 @@ def program_key(prep: Prepared) -> tuple:
     return prep.algo, prep.batched, jax.tree.structure(prep.args), leaves, tuple(sorted(_static(prep).items()))
 
 
-def _static(prep: Prepared) -> dict:
-    return dict(rows=row_bucket(prep.rows), record_policy=prep.record_policy, record_average=prep.record_average,
-                metrics=prep.metrics)
+def _static(prep: Prepared, rows: int | None = None) -> dict:
+    return dict(rows=row_bucket(prep.rows) if rows is None else rows, record_policy=prep.record_policy,
+                record_average=prep.record_average, metrics=prep.metrics)
 
 
 def _rows(values, rows: int, batched: bool) -> np.ndarray:

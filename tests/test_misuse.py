@@ -172,3 +172,23 @@ def test_planning_a_large_range_does_not_build_every_game(monkeypatch):
     chunks = S.plan(spec)
     assert S.count_runs(spec) == sum(len(c.runs) for c in chunks) == 80_000
     assert len(set(built)) <= 2, built[:5]
+
+
+def test_a_run_shown_with_progress_has_the_same_trace_bit_for_bit(capfd):
+    """The progress bar cuts the run into calls of the driver from its carry: nothing changes."""
+    import numpy as np
+
+    from gamelab.games import parse_game
+    from gamelab.prepare import prepare
+    from gamelab.run import execute
+
+    for name, batched in (("omwu", False), ("comal", True), ("regret_matching", True)):
+        games = [parse_game("rps"), parse_game("comal3")] if batched else parse_game("random:n=5,seed=2")
+        args = dict(steps=333, record_every=7, batched=batched, record_policy=True, init="random", seeds=[0, 1][:1 + batched])
+        if not batched:
+            args["seeds"] = 0
+        whole, cut = execute(prepare(name, games, **args)), execute(prepare(name, games, **args), progress=True)
+        for key in whole.trace:
+            np.testing.assert_array_equal(cut.trace[key], whole.trace[key], err_msg=f"{name} {key}")
+        np.testing.assert_array_equal(np.asarray(cut.logp), np.asarray(whole.logp))
+    assert "333/333" in capfd.readouterr().err
