@@ -48,6 +48,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import os
 import re
 import subprocess
@@ -79,6 +80,14 @@ SPEC_KEYS = {"algorithms", "games", "steps", "seeds", "grid", "record_every", "c
              "batch", "optimizer", "policy", "pad"}
 LEARNING_KEYS = ("feedback", "batch", "optimizer", "policy")  # a parametric sweep (None: not given)
 OVERRIDE_KEYS = {"steps", "record_every"}
+TYPED_KEYS = (  # (key, accepted types, how to say it): checked before any value is used
+    ("feedback", (str,), "'closed', 'exact' or 'sampled'"), ("batch", (int,), "a positive integer"),
+    ("optimizer", (str,), "an optimizer's name"), ("policy", (str,), "a policy ('tabular' or 'linear:d=K')"),
+    ("init", (str,), "'uniform', 'random' or 'ref'"), ("ref", (str,), "'uniform' or 'random'"),
+    ("dtype", (str,), "'float64' or 'float32'"), ("target", (str, type(None)), "'nash'"),
+    ("metric_tau", (int, float, type(None)), "a positive number"), ("record_policy", (bool,), "true or false"),
+    ("antisymmetrize", (bool,), "true or false"), ("pad", (bool,), "true or false"),
+)
 MATRIX_BYTES_PER_PIECE = 512 * 2**20  # cap on the stacked game matrices of one vmapped piece
 PLAN_BYTES_PER_RUN = 320  # the plan's dict per run (measured with tracemalloc: 200,000 runs, two hyper-parameters)
 MAX_SEED = 2**31  # seeds seed jax.random keys and parametric runs' sampling (gamelab.algorithms.base "seed")
@@ -170,6 +179,13 @@ def make_spec(**raw) -> SweepSpec:
     if len(set(games)) != len(games):
         repeated = sorted(g for g, count in Counter(games).items() if count > 1)
         raise SpecError(f"games lists {', '.join(map(repr, repeated[:3]))} more than once")
+    for key, kinds, what in TYPED_KEYS:
+        if key in raw and (isinstance(raw[key], bool) is not (kinds == (bool,)) or not isinstance(raw[key], kinds)):
+            raise SpecError(f"{key} must be {what}, got {raw[key]!r}")
+    if raw.get("target", "nash") not in ("nash", None):
+        raise SpecError(f"target must be 'nash' (the LP Nash of each game) or absent, got {raw['target']!r}")
+    if raw.get("metric_tau") is not None and not (math.isfinite(raw["metric_tau"]) and raw["metric_tau"] > 0):
+        raise SpecError(f"metric_tau must be a positive number, got {raw['metric_tau']!r}")
     learning = {k: raw[k] for k in LEARNING_KEYS if k in raw}
     try:
         algos = {name: resolve_algorithm(name, 3, learning_options(**learning)) for name in algorithms}
@@ -228,9 +244,6 @@ def make_spec(**raw) -> SweepSpec:
             raise SpecError(f"metrics: {exc}") from None
         if "kl_to_target" in metrics and "target" in raw and raw["target"] is None:
             raise SpecError("metrics: 'kl_to_target' needs a target")
-    for key in ("record_policy", "antisymmetrize", "pad"):
-        if key in raw and not isinstance(raw[key], bool):
-            raise SpecError(f"{key} must be true or false, got {raw[key]!r}")
     spec = SweepSpec(algorithms=algorithms, games=games, steps=steps, seeds=seeds, grid=grid,
                      record_every=record_every, chunk_size=chunk_size, metrics=metrics,
                      **{k: raw[k] for k in ("init", "ref", "record_policy", "dtype", "target", "metric_tau",

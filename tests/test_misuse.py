@@ -18,6 +18,10 @@ BASE = dict(algorithms=["mwu"], games=["rps"], steps=10)
     ({"steps": 10**20}, "steps must be a positive integer of at most 2147483647"),
     ({"record_every": 2**40}, "record_every must be a positive integer of at most"),
     ({"record_policy": "yes"}, "record_policy must be true or false"),
+    ({"target": "foo"}, "target must be 'nash'"),
+    ({"metric_tau": -1.0}, "metric_tau must be a positive number"),
+    ({"batch": True}, "batch must be a positive integer"),
+    ({"feedback": []}, "feedback must be 'closed', 'exact' or 'sampled'"),
 ])
 def test_bad_specs_are_refused_by_name_and_leave_no_folder(tmp_path, extra, message):
     with pytest.raises(SpecError, match=message):
@@ -192,3 +196,37 @@ def test_a_run_shown_with_progress_has_the_same_trace_bit_for_bit(capfd):
             np.testing.assert_array_equal(cut.trace[key], whole.trace[key], err_msg=f"{name} {key}")
         np.testing.assert_array_equal(np.asarray(cut.logp), np.asarray(whole.logp))
     assert "333/333" in capfd.readouterr().err
+
+
+# ------------------------------------------------------------------ a fuzz of sweep specs
+def _spec_values():
+    from hypothesis import strategies as st
+
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 2**64), st.floats(allow_nan=True),
+                        st.sampled_from(["mwu", "rps", "comal3", "yes", "", "float32", "uniform", "random",
+                                         "random:n=4,seed=0..2", "nope", "closed", "sampled"]))
+    return st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                         st.dictionaries(st.sampled_from(["eta", "tau", "mwu",
+                                                                                          "steps", "x"]),
+                                                                         inner, max_size=2)), max_leaves=4)
+
+
+def test_any_spec_is_either_valid_or_refused_by_name():
+    """Whatever a TOML file can hold under the spec's keys: a SweepSpec, or one SpecError — never
+    another exception."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from gamelab.sweep import SPEC_KEYS
+
+    base = {"algorithms": ["mwu"], "games": ["rps"], "steps": 3}
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.dictionaries(st.sampled_from(sorted(SPEC_KEYS)), _spec_values(), max_size=4))
+    def check(raw):
+        try:
+            make_spec(**{**base, **raw})
+        except SpecError:
+            pass
+
+    check()
