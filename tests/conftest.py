@@ -1,12 +1,23 @@
 """Shared strategies and settings for the test suite."""
 import os
+from pathlib import Path
+
 import pytest
 
-import numpy as np
-from hypothesis import HealthCheck, settings
-from hypothesis import strategies as st
+# One persistent compilation cache for the whole suite, set before gamelab is imported: every
+# xdist worker and every subprocess a test starts (they inherit the environment) reads a program
+# another one compiled. It lives outside the checkout, beside gamelab's default user cache, so a
+# fresh clone on the same machine starts warm, while the suite's thousands of test-only programs
+# neither evict the user's own entries nor are wiped with them. GAMELAB_CACHE_DIR, when set, wins
+# (an empty folder measures a cold run; "off" disables the cache).
+os.environ.setdefault("GAMELAB_CACHE_DIR", str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+                                              / "gamelab" / "jax-tests"))
 
-import gamelab  # noqa: F401  (turns on float64)
+import numpy as np  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+import gamelab  # noqa: E402,F401  (turns on float64 and the compilation cache)
 
 settings.register_profile(
     "default", deadline=None, max_examples=20, suppress_health_check=[HealthCheck.too_slow], derandomize=True

@@ -9,9 +9,10 @@
   uninterrupted run's trace bit for bit; a different config in the same folder is refused.
 - Bad input fails with exit code 2 and a one-line message.
 
-Every subprocess shares one persistent compilation cache (a fresh folder for this module), so a
-program compiled once (the small transformer's training segment) is not compiled again by the
-next process: XLA compilation, not training, is what costs time on a small CPU.
+Every subprocess shares the suite's persistent compilation cache (tests/conftest.py), so a program
+compiled once (the small transformer's training segment) is not compiled again by the next
+process, nor by the next run of the suite: XLA compilation, not training, is what costs time on a
+small CPU.
 """
 import json
 import os
@@ -46,14 +47,11 @@ RTOL = 1e-5  # float32 model: sharded and unsharded sums differ in order; we see
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
+def env():
     """Subprocess environment: 8 fake CPU devices (unsharded runs use one of them; the cache is
-    keyed by the device topology, so every process that shares programs has the same), and one
-    persistent compilation cache for this module."""
-    cache = tmp_path_factory.mktemp("jax_cache")
-    return {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
-            "JAX_COMPILATION_CACHE_DIR": str(cache), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1"}
+    keyed by the device topology, so every process that shares programs has the same); the
+    suite's compilation cache comes with os.environ."""
+    return {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
 
 
 def python(code, env, *args, timeout=300):
