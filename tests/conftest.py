@@ -1,5 +1,8 @@
-"""Shared strategies and settings for the test suite."""
+"""Shared strategies, settings and helpers for the test suite."""
 import os
+import subprocess
+import sys
+import traceback
 from pathlib import Path
 
 import pytest
@@ -79,6 +82,34 @@ def load_experiment(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def gamelab_cli(*args) -> subprocess.CompletedProcess:
+    """`gamelab ARGS` run in this process through typer's CliRunner (no interpreter start-up, and
+    the programs this worker compiled already are reused), as a CompletedProcess: exit code,
+    stdout, stderr. An exception the command does not handle is written to stderr as the
+    traceback a real process would print, so "no Traceback" assertions keep their meaning."""
+    from typer.testing import CliRunner
+
+    from gamelab.cli import app
+
+    args = [str(a) for a in args]
+    r = CliRunner().invoke(app, args)
+    stderr = r.stderr
+    if r.exception is not None and not isinstance(r.exception, SystemExit):
+        stderr += "Traceback (most recent call last):\n" + "".join(traceback.format_exception(r.exception))
+    return subprocess.CompletedProcess([sys.executable, "-m", "gamelab.cli", *args], r.exit_code, r.stdout, stderr)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_cpu_device():
+    """Start JAX's backends with its default single CPU device before any test runs. Otherwise
+    the first in-process `gamelab` command (CliRunner) of a worker would expose every core as a
+    device for the rest of that worker's tests, depending on which file it happened to get:
+    other shardings, other compiled programs, fewer hits in the compilation cache."""
+    import jax
+
+    jax.devices()
 
 
 def _mappings() -> tuple[int, int] | None:

@@ -1,4 +1,6 @@
-"""The command line, through a real subprocess: output contracts and clean errors."""
+"""The command line: output contracts and clean errors. Commands run in this process (typer's
+CliRunner: the same app, arguments, exit codes and streams); a few run as real processes
+(`python -m gamelab.cli`), where the interpreter's own exit code and streams are the point."""
 import json
 import subprocess
 import sys
@@ -7,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import COMAL3_NASH
+from conftest import COMAL3_NASH, gamelab_cli as gamelab
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "openspiel"
 
 
-def gamelab(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "gamelab.cli", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
+def process(*args):
+    """`gamelab ARGS` as a real process."""
+    return subprocess.run([sys.executable, "-m", "gamelab.cli", *args], capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.parametrize("command", [[], ["list"], ["nash"], ["run"], ["demo"], ["sweep"], ["plot"], ["report"]])
@@ -39,8 +41,8 @@ def test_nash_json():
     np.testing.assert_allclose(out["regularized"]["policy"], [0.33714, 0.28346, 0.37940], atol=5e-6)
 
 
-def test_run_json_contract():
-    out = gamelab("run", "comal", "comal3", "--steps", "16", "--tau", "0.1", "--inner", "200", "--eta", "0.1", "--json")
+def test_run_json_contract():  # a real process: its stdout is exactly one JSON document
+    out = process("run", "comal", "comal3", "--steps", "16", "--tau", "0.1", "--inner", "200", "--eta", "0.1", "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     for key in ("policy", "exploitability", "duality_gap", "trace"):
@@ -84,10 +86,10 @@ def test_bad_input_exits_nonzero_with_one_line_and_no_traceback(args, message):
     assert "Traceback" not in out.stderr + out.stdout
 
 
-def test_invalid_matrix_file(tmp_path):
+def test_invalid_matrix_file(tmp_path):  # a real process: exit code 2 and one line, no traceback
     path = tmp_path / "bad.txt"
     path.write_text("0.5 0.7\n0.7 0.5\n")
-    out = gamelab("nash", str(path))
+    out = process("nash", str(path))
     assert out.returncode == 2 and "P + P.T must equal 1" in out.stderr and "Traceback" not in out.stderr
 
 

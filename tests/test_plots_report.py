@@ -5,14 +5,12 @@ trace_to_frame / write_chunk path the sweep uses.
 """
 import math
 import re
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import gamelab_cli as gamelab
 from gamelab import plots
 from gamelab.games import parse_game
 from gamelab.report import classify, format_table, summarize, tail_stats
@@ -193,14 +191,9 @@ def _folder(path, frame):
     return path
 
 
-def gamelab(*args):
-    return subprocess.run([sys.executable, "-m", "gamelab.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
-
-
 @pytest.fixture(scope="module")
 def cli(df, tmp_path_factory):
-    """Every command, run in parallel subprocesses (start-up dominates), keyed by name."""
+    """Every command, run once in this process (CliRunner), keyed by name."""
     root = tmp_path_factory.mktemp("cli")
     full = _folder(root / "full", df)
     bare = _folder(root / "bare", df[df["algorithm"] == "mwu"].drop(columns="policy"))
@@ -214,9 +207,7 @@ def cli(df, tmp_path_factory):
         "not_three": ("plot", full, "--kind", "simplex", "--game", "cyclic:n=5"),
         "bad_kind": ("plot", full, "--kind", "pie"),
     }
-    with ThreadPoolExecutor(4) as pool:
-        results = dict(zip(commands, pool.map(lambda c: gamelab(*c), commands.values())))
-    return root, full, results
+    return root, full, {name: gamelab(*command) for name, command in commands.items()}
 
 
 def test_cli_plot_all(cli, df):

@@ -8,6 +8,7 @@ import textwrap
 
 import pytest
 
+from conftest import gamelab_cli
 from gamelab.algorithms import algorithm_names
 from gamelab.results import load_results
 
@@ -70,8 +71,7 @@ def test_two_processes_through_jax_distributed_share_the_sweep(tmp_path):
         assert p.returncode == 0, stdout + stderr
     ran = [int(stdout.split(" run now")[0].split(": ")[-1]) for stdout, _ in outs]
     assert min(ran) > 0, ran  # both processes did part of the work
-    single = subprocess.run([sys.executable, "-m", "gamelab.cli", "sweep", str(spec), "--out",
-                             str(tmp_path / "single"), "--quiet"], capture_output=True, text=True, timeout=600)
+    single = gamelab_cli("sweep", spec, "--out", tmp_path / "single", "--quiet")  # one process: this one
     assert single.returncode == 0, single.stderr
     a, b = load_results(tmp_path / "single"), load_results(tmp_path / "multi")
     assert a.equals(b)
@@ -139,5 +139,5 @@ def test_the_gamelab_command_uses_every_core_and_gives_the_same_sweep(tmp_path):
         assert done.returncode == 0, done.stdout + done.stderr
     a, b = load_results(tmp_path / "d1"), load_results(tmp_path / "d3")
     assert len(a) > 0 and a.equals(b)
-    bad = subprocess.run(cmd + ["--cpu-devices", "0", "list"], capture_output=True, text=True, env=env, timeout=120)
+    bad = gamelab_cli("--cpu-devices", "0", "list")  # refused before JAX is touched: in this process
     assert bad.returncode == 2 and "positive integer" in bad.stderr
