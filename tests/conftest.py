@@ -101,6 +101,24 @@ def gamelab_cli(*args) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess([sys.executable, "-m", "gamelab.cli", *args], r.exit_code, r.stdout, stderr)
 
 
+# The costliest test files, heaviest first (their share of a full run, with a cold and with a warm
+# compilation cache). pytest-xdist (`--dist loadfile`) hands each worker the next whole file when
+# it is nearly done; started first, the long files run side by side and the short ones fill in at
+# the end, so the workers finish together. (pyproject's `--no-loadscope-reorder` keeps xdist from
+# ordering the files by their number of tests instead.) Files not listed follow in their usual order.
+COSTLIEST_FIRST = (
+    "test_sampled.py", "test_algorithms.py", "test_llm.py", "test_sharding.py", "test_llm_large.py",
+    "test_sweep.py", "test_against_reference.py", "test_padding.py", "test_benchmark_scripts.py",
+    "test_transformer_experiment.py", "test_notebooks.py", "test_golden.py", "test_plots_report.py",
+    "test_recording.py", "test_em.py", "test_cli.py", "test_results_store.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(COSTLIEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's tests keep their order
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _one_cpu_device():
     """Start JAX's backends with its default single CPU device before any test runs. Otherwise
