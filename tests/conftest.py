@@ -12,7 +12,9 @@ import pytest
 # another one compiled. It lives outside the checkout, beside gamelab's default user cache, so a
 # fresh clone on the same machine starts warm, while the suite's thousands of test-only programs
 # neither evict the user's own entries nor are wiped with them. GAMELAB_CACHE_DIR, when set, wins
-# (an empty folder measures a cold run; "off" disables the cache).
+# (an empty folder measures a cold run; "off" disables the cache), and so does a cache folder set
+# through JAX's own JAX_COMPILATION_CACHE_DIR.
+_JAX_CACHE_GIVEN = "JAX_COMPILATION_CACHE_DIR" in os.environ
 os.environ.setdefault("GAMELAB_CACHE_DIR", str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
                                               / "gamelab" / "jax-tests"))
 
@@ -20,7 +22,52 @@ import numpy as np  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-import gamelab  # noqa: E402,F401  (turns on float64 and the compilation cache)
+import gamelab  # noqa: E402  (turns on float64 and the compilation cache)
+
+# gamelab bounds its cache (least recently used entries dropped beyond 2 GiB), and for that JAX
+# reads the size and access time of every entry, under a lock all processes share, each time it
+# writes one: 90 ms per write at the suite's 1,900 entries, a cost that grows with the square of
+# the entries over a cold run. The suite's cache is unbounded instead (gamelab leaves a cache set
+# through JAX_COMPILATION_CACHE_DIR alone, in this process and in every subprocess), and its
+# oldest entries are removed at the start of a run once it is large (_prune_compilation_cache).
+CACHE_DIR = None if _JAX_CACHE_GIVEN else gamelab.compilation_cache_dir()
+CACHE_MAX_BYTES = 2**30
+if CACHE_DIR is not None:
+    _cache_settings = {"jax_compilation_cache_dir": str(CACHE_DIR), "jax_persistent_cache_min_compile_time_secs": 0,
+                       "jax_compilation_cache_max_size": -1}
+    os.environ.update({name.upper(): str(value) for name, value in _cache_settings.items()})
+    if "jax" in sys.modules:  # imported before this file: configure it directly
+        import jax
+
+        for _name, _value in _cache_settings.items():
+            jax.config.update(_name, _value)
+
+
+def _prune_compilation_cache(folder: Path, limit: int = CACHE_MAX_BYTES) -> None:
+    """Beyond ``limit`` bytes, remove the oldest entries until half of it is left (programs of
+    code that has since changed; one still in use is compiled again once)."""
+    entries = []
+    for path in folder.glob("*"):
+        try:
+            if path.is_file():
+                stat = path.stat()
+                entries.append((stat.st_mtime, stat.st_size, path))
+        except OSError:  # removed meanwhile by another run
+            pass
+    total = sum(size for _, size, _ in entries)
+    if total <= limit:
+        return
+    for _, size, path in sorted(entries):
+        if total <= limit // 2:
+            break
+        path.unlink(missing_ok=True)
+        total -= size
+
+
+def pytest_sessionstart(session):
+    if CACHE_DIR is not None and not hasattr(session.config, "workerinput"):  # once, before the workers start
+        _prune_compilation_cache(CACHE_DIR)
+
 
 settings.register_profile(
     "default", deadline=None, max_examples=20, suppress_health_check=[HealthCheck.too_slow], derandomize=True
