@@ -24,12 +24,12 @@ from hypothesis import strategies as st  # noqa: E402
 
 import gamelab  # noqa: E402  (turns on float64 and the compilation cache)
 
-# gamelab bounds its cache (least recently used entries dropped beyond 2 GiB), and for that JAX
-# reads the size and access time of every entry, under a lock all processes share, each time it
-# writes one: 90 ms per write at the suite's 1,900 entries, a cost that grows with the square of
-# the entries over a cold run. The suite's cache is unbounded instead (gamelab leaves a cache set
-# through JAX_COMPILATION_CACHE_DIR alone, in this process and in every subprocess), and its
-# oldest entries are removed at the start of a run once it is large (_prune_compilation_cache).
+# A bounded cache (jax_compilation_cache_max_size) makes JAX read the size and access time of
+# every entry, under a lock all processes share, each time it writes one: 90 ms per write at the
+# suite's 1,900 entries, a cost that grows with the square of the entries over a cold run. The
+# suite's cache is unbounded, like gamelab's (which leaves a cache set through
+# JAX_COMPILATION_CACHE_DIR alone, in this process and in every subprocess), and its oldest
+# entries are removed at the start of a run once it is large (_prune_compilation_cache).
 CACHE_DIR = None if _JAX_CACHE_GIVEN else gamelab.compilation_cache_dir()
 CACHE_MAX_BYTES = 2**30
 if CACHE_DIR is not None:
