@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gamelab import defaults
 from gamelab.prepare import check_steps
 from gamelab.results import LOCK
 from gamelab.run import final_row, segment, start
@@ -184,7 +185,7 @@ def check_segments(steps, record_every, checkpoint_every) -> None:
 
 
 def run_segments(algo, game, hp, init_logp, ref_logp, tau=None, *, steps: int, record_every: int,
-                 checkpoint_every: int = 10, recorder: Callable | None = None, aux=None,
+                 checkpoint_every: int = defaults.LLM_CHECKPOINT_EVERY, recorder: Callable | None = None, aux=None,
                  layout: Callable | None = None, out=None, config: dict | None = None, mesh=None,
                  progress: bool = True, desc: str = "") -> Segments:
     """Run ``algo`` for ``steps`` steps (a multiple of ``record_every``) in checkpointed segments

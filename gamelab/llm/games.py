@@ -24,6 +24,7 @@ import numpy as np
 from jax.scipy.special import logsumexp
 from jax.scipy.stats import norm
 
+from gamelab import defaults
 from gamelab.games import Game, make_game
 from gamelab.games.named import cyclic as cyclic_game
 from gamelab.games.named import random_matrix
@@ -159,7 +160,7 @@ def sampled_metric_names(with_tau: bool) -> tuple[str, ...]:
     return SAMPLED + FROM_LOG_PROBS + (WITH_TAU if with_tau else ())
 
 
-def class_intervals(counts, C, star, present, key, levels=(0.95,), draws: int = 4000, *, logp=None, ref_q=None,
+def class_intervals(counts, C, star, present, key, levels=(defaults.LEVEL,), draws: int = 4000, *, logp=None, ref_q=None,
                     log_n=None, tau=None) -> dict:
     """Estimates of the class-level metrics from the class ``counts`` (m,) of K responses sampled
     from a policy, each with simultaneous confidence intervals at each of ``levels`` (jittable,
@@ -259,7 +260,8 @@ def _reference_intervals(q, C, logp, ref_q, log_n, tau, levels, v, v_margin, hal
     return out
 
 
-def sampled_metrics(game: SequenceGame, samples, prompt: int = 0, *, level: float = 0.95, seed: int = 0) -> dict:
+def sampled_metrics(game: SequenceGame, samples, prompt: int = 0, *, level: float = defaults.LEVEL,
+                    seed: int = defaults.SEED) -> dict:
     """The class-level metrics estimated from sampled responses (when V^L cannot be enumerated)
     with confidence intervals at ``level`` (:func:`class_intervals`): {name: (point, lo, hi)}."""
     if not 0 < level < 1:
