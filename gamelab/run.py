@@ -141,6 +141,23 @@ def simulate_rows(algo: Algorithm, game: Game, hp, ref_logp, target_logp, metric
         carry = jax.tree.map(lambda new, old: jnp.where(todo > 0, new, old), stepped, carry)
         return lax.fori_loop(1, todo, lambda _, c: advance(c), carry), trace
 
+    if whole:  # a scan of static length over the row bucket; rows past the final one are skipped
+        # (a real conditional: j and the counts are not batched). A while loop with the traced
+        # count cost 8–11 % more per step at 1024 games × n = 10 (measured); XLA runs a scan of
+        # known length faster.
+        def live(carry, j):
+            row = record(carry)
+            todo = jnp.clip(steps - j * record_every, 0, record_every)
+            stepped = advance(carry)
+            carry = jax.tree.map(lambda new, old: jnp.where(todo > 0, new, old), stepped, carry)
+            return lax.fori_loop(1, todo, lambda _, c: advance(c), carry), row
+
+        shapes = jax.eval_shape(record, carry)
+
+        def idle(carry, j):
+            return carry, {k: jnp.zeros(v.shape, v.dtype) for k, v in shapes.items()}
+
+        return lax.scan(lambda c, j: lax.cond(j <= intervals, live, idle, c, j), carry, jnp.arange(rows))
     shapes = jax.eval_shape(record, carry)
     trace = {k: jnp.zeros((rows,) + v.shape, v.dtype) for k, v in shapes.items()}
     count = intervals + 1 if whole else jnp.clip(intervals + 1 - first, 0, rows)
