@@ -129,39 +129,23 @@ def simulate_rows(algo: Algorithm, game: Game, hp, ref_logp, target_logp, metric
     record, advance, _ = _driver(algo, game, hp, ref_logp, target_logp, metric_tau, record_every=1,
                                  record_policy=record_policy, record_average=record_average, metrics=metrics)
     intervals = (steps + record_every - 1) // record_every  # then one more row: the final step
-    whole = isinstance(first, int) and first == 0  # the whole run in one call
+    shapes = jax.eval_shape(record, carry)
 
-    def interval(j, loop):
-        carry, trace = loop
+    def live(carry, row_index):
         row = record(carry)
-        trace = {k: trace[k].at[j].set(row[k]) for k in trace}
-        done = j * record_every if whole else (first + j) * record_every
-        todo = jnp.clip(steps - done, 0, record_every)  # 0 after the final row only
+        todo = jnp.clip(steps - row_index * record_every, 0, record_every)  # 0 after the final row only
         stepped = advance(carry)  # in the loop body of the recording: XLA shares their Pπ_t
         carry = jax.tree.map(lambda new, old: jnp.where(todo > 0, new, old), stepped, carry)
-        return lax.fori_loop(1, todo, lambda _, c: advance(c), carry), trace
+        return lax.fori_loop(1, todo, lambda _, c: advance(c), carry), row
 
-    if whole:  # a scan of static length over the row bucket; rows past the final one are skipped
-        # (a real conditional: j and the counts are not batched). A while loop with the traced
-        # count cost 8–11 % more per step at 1024 games × n = 10 (measured); XLA runs a scan of
-        # known length faster.
-        def live(carry, j):
-            row = record(carry)
-            todo = jnp.clip(steps - j * record_every, 0, record_every)
-            stepped = advance(carry)
-            carry = jax.tree.map(lambda new, old: jnp.where(todo > 0, new, old), stepped, carry)
-            return lax.fori_loop(1, todo, lambda _, c: advance(c), carry), row
+    def idle(carry, row_index):  # a row of the bucket past the final one
+        return carry, {k: jnp.zeros(v.shape, v.dtype) for k, v in shapes.items()}
 
-        shapes = jax.eval_shape(record, carry)
-
-        def idle(carry, j):
-            return carry, {k: jnp.zeros(v.shape, v.dtype) for k, v in shapes.items()}
-
-        return lax.scan(lambda c, j: lax.cond(j <= intervals, live, idle, c, j), carry, jnp.arange(rows))
-    shapes = jax.eval_shape(record, carry)
-    trace = {k: jnp.zeros((rows,) + v.shape, v.dtype) for k, v in shapes.items()}
-    count = intervals + 1 if whole else jnp.clip(intervals + 1 - first, 0, rows)
-    return lax.fori_loop(0, count, interval, (carry, trace))
+    # A scan of static length over the rows, those past the final one skipped by a real
+    # conditional (the row index and the counts are not batched). A while loop with the traced
+    # count cost 8–11 % more per step at 1024 games × n = 10 (measured).
+    return lax.scan(lambda c, j: lax.cond(first + j <= intervals, live, idle, c, first + j), carry,
+                    jnp.arange(rows))
 
 
 def start(algo: Algorithm, game: Game, hp, init_logp, ref_logp, *, record_average: bool = True):

@@ -24,24 +24,11 @@ from hypothesis import strategies as st  # noqa: E402
 
 import gamelab  # noqa: E402  (turns on float64 and the compilation cache)
 
-# A bounded cache (jax_compilation_cache_max_size) makes JAX read the size and access time of
-# every entry, under a lock all processes share, each time it writes one: 90 ms per write at the
-# suite's 1,900 entries, a cost that grows with the square of the entries over a cold run. The
-# suite's cache is unbounded, like gamelab's (which leaves a cache set through
-# JAX_COMPILATION_CACHE_DIR alone, in this process and in every subprocess), and its oldest
-# entries are removed at the start of a run once it is large (_prune_compilation_cache).
+# gamelab configures JAX's cache from GAMELAB_CACHE_DIR (unbounded: bounding it makes JAX scan
+# every entry on each write), in this process and, through the environment, in every subprocess;
+# the suite's oldest entries are removed at the start of a run once it is large.
 CACHE_DIR = None if _JAX_CACHE_GIVEN else gamelab.compilation_cache_dir()
 CACHE_MAX_BYTES = 2**30
-if CACHE_DIR is not None:
-    _cache_settings = {"jax_compilation_cache_dir": str(CACHE_DIR), "jax_persistent_cache_min_compile_time_secs": 0,
-                       "jax_compilation_cache_max_size": -1}
-    os.environ.update({name.upper(): str(value) for name, value in _cache_settings.items()})
-    if "jax" in sys.modules:  # imported before this file: configure it directly
-        import jax
-
-        for _name, _value in _cache_settings.items():
-            jax.config.update(_name, _value)
-
 
 def _prune_compilation_cache(folder: Path, limit: int = CACHE_MAX_BYTES) -> None:
     """Beyond ``limit`` bytes, remove the oldest entries until half of it is left (programs of
