@@ -41,7 +41,7 @@ A tabular control (free logits over the same 256 sequences, the same command wit
 
 Every run goes through ``gamelab.llm.train.train`` with its own ``out=`` folder (orbax checkpoints
 every CHECKPOINT_EVERY recordings), so a killed experiment resumes where it stopped; a finished run
-is read back from its ``result.npz``. Outputs in ``outputs/experiments/transformer_last_iterate/``:
+is read back from its ``_result.npz``. Outputs in ``outputs/experiments/transformer_last_iterate/``:
 ``summary.json``, ``summary.md`` (the table), ``transformer_last_iterate.png`` (copied to
 experiments/figures/).
 
@@ -89,7 +89,7 @@ def game():
 def run_one(label: str, seed: int, *, policy: str = "transformer", steps: int = STEPS, out: Path | None = None,
             model: dict | None = None, lr: float = LR, progress: bool = False) -> dict:
     """Train ``label``'s algorithm for ``steps`` gradient steps (resuming from ``out`` if a run was
-    interrupted; reading ``out/result.npz`` if it finished) and return its exact traces against
+    interrupted; reading ``out/_result.npz`` if it finished) and return its exact traces against
     gradient steps, with the wall time and ms per step of the steps this call computed."""
     from gamelab.llm.train import train
 
@@ -102,7 +102,7 @@ def run_one(label: str, seed: int, *, policy: str = "transformer", steps: int = 
     config = json.dumps({"label": label, "algorithm": name, "hparams": hp, "lr": lr, "steps": steps, "inner": INNER,
                          "policy": policy, "model": (model or MODEL) if policy == "transformer" else None,
                          "seed": seed, "game": GAME, **TRAINING}, sort_keys=True)
-    done = None if out is None else Path(out) / "result.npz"
+    done = None if out is None else Path(out) / "_result.npz"  # "_": pandas.read_parquet(out) skips it
     if done is not None and done.exists():
         saved = np.load(done)
         if str(saved["config"]) != config:

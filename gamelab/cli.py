@@ -179,28 +179,65 @@ def list_cmd():
 
 @app.command()
 def nash(
-    game: str = typer.Argument(..., help=GAME_HELP),
+    game: Optional[str] = typer.Argument(None, help=GAME_HELP + " (or --votes FILE)"),
     tau: Optional[float] = typer.Option(None, help="also compute the KL-regularized Nash for this τ (> 0)"),
     ref: Optional[str] = typer.Option(None, help="reference policy for --tau: 'uniform' or comma-separated weights"),
     antisymmetrize: bool = typer.Option(False, help="antisymmetrize a noisy cross-table before use"),
+    votes: Optional[Path] = typer.Option(None, help="a file of pairwise votes (CSV with a header, or .jsonl): the game "
+                                                   "is estimated from them (gamelab.votes)"),
+    estimator: str = typer.Option(defaults.VOTE_ESTIMATOR, help="votes: empirical (ties half a win, unseen pairs ½) | bt "
+                                                   "(Bradley–Terry) | gpm (general preference model)"),
+    rank: Optional[int] = typer.Option(None, help="votes, --estimator gpm: the rank (default: by held-out likelihood)"),
+    left_column: str = typer.Option(defaults.VOTE_COLUMNS["left"], help="votes: the column of the left item"),
+    right_column: str = typer.Option(defaults.VOTE_COLUMNS["right"], help="votes: the column of the right item"),
+    winner_column: str = typer.Option(defaults.VOTE_COLUMNS["winner"], help="votes: the column of the winner (left, right, tie)"),
+    annotator_column: str = typer.Option(defaults.VOTE_COLUMNS["annotator"], help="votes: the annotator column (used if present)"),
+    prompt_column: str = typer.Option(defaults.VOTE_COLUMNS["prompt"], help="votes: the prompt column (used if present)"),
+    prompt: Optional[List[str]] = typer.Option(None, help="votes: only the votes on this prompt (repeatable)"),
+    annotator: Optional[List[str]] = typer.Option(None, help="votes: only the votes by this annotator (repeatable)"),
+    write_matrix: Optional[Path] = typer.Option(None, help="votes: write the estimated matrix as CSV with a header of "
+                                                          "names (gamelab nash FILE reads it back)"),
+    bootstrap: int = typer.Option(0, help="votes: bootstrap resamples of the maximal lottery (0: none; "
+                                          f"e.g. {defaults.BOOTSTRAP})"),
+    resample: str = typer.Option(defaults.VOTE_RESAMPLE, help="votes, --bootstrap: resample 'votes' or 'annotators'"),
+    seed: int = typer.Option(defaults.SEED, help="votes: seed of the bootstrap and of the gpm fit"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ):
-    """Exact Nash policy by linear programming (and the regularized Nash with --tau)."""
+    """Exact Nash policy by linear programming (and the regularized Nash with --tau); with --votes,
+    the maximal lottery of a game estimated from pairwise votes."""
     import numpy as np
 
     from gamelab.nash import exact_nash, regularized_nash
 
+    if (game is None) == (votes is None):
+        fail("give a game or --votes FILE (one of them)")
     weights = parse_policy(ref) if tau is not None else None
-    table = load_table(game, antisymmetrize)
-    g = table.game if table is not None else load_game(game, antisymmetrize)
-    P = np.asarray(g.P)
+    names, table, extra = None, None, {}
+    if votes is not None:
+        if antisymmetrize:
+            fail("--antisymmetrize applies to cross-tables, not to --votes")
+        P, names, extra = votes_game(votes, estimator=estimator, rank=rank, prompt=prompt, annotator=annotator,
+                                     columns=dict(left=left_column, right=right_column, winner=winner_column,
+                                                  annotator=annotator_column, prompt=prompt_column),
+                                     write_matrix=write_matrix, bootstrap=bootstrap, resample=resample, seed=seed)
+        game = str(votes)
+    else:
+        for flag, given in (("--write-matrix", write_matrix is not None), ("--bootstrap", bootstrap != 0),
+                            ("--rank", rank is not None), ("--prompt", bool(prompt)), ("--annotator", bool(annotator))):
+            if given:
+                fail(f"{flag} applies to --votes")
+        table = load_table(game, antisymmetrize)
+        g = table.game if table is not None else load_game(game, antisymmetrize)
+        P = np.asarray(g.P)
+        names = table.names if table is not None else header_names(game)
     sol = exact_nash(P)
     out = {"game": game, "n": int(P.shape[0]), "policy": sol.policy, "exploitability": sol.exploitability,
            "duality_gap": sol.duality_gap}
-    if table is not None:  # a cross-table: its responses' names, and what antisymmetrizing changed
-        out["names"] = list(table.names)
-        if antisymmetrize:
-            out["correction"] = table.correction._asdict()
+    if names is not None:  # a cross-table, a matrix with a header or votes: the responses' names
+        out["names"] = list(names)
+    if table is not None and antisymmetrize:  # what antisymmetrizing changed
+        out["correction"] = table.correction._asdict()
+    out.update(extra)
     if tau is not None:
         try:
             reg = regularized_nash(P, None if weights in (None, "uniform") else weights, tau)
@@ -211,21 +248,91 @@ def nash(
     if as_json:
         typer.echo(json.dumps(jsonable(out)))
         return
-    typer.echo(f"Nash of {game} (n = {out['n']}): exploitability {sol.exploitability:.3e}, duality gap {sol.duality_gap:.3e}")
+    what = "Maximal lottery" if votes is not None else "Nash"
+    typer.echo(f"{what} of {game} (n = {out['n']}): exploitability {sol.exploitability:.3e}, duality gap {sol.duality_gap:.3e}")
+    if votes is not None:
+        typer.echo(f"  {out['votes_used']} votes, estimator {estimator}"
+                   + (f" (rank {out['rank']})" if out.get("rank") is not None else ""))
     if "correction" in out:
         c = table.correction
         typer.echo(f"  antisymmetrized: max |V + Vᵀ| was {c.max_abs_asymmetry:.6g}, max |diagonal| {c.max_abs_diagonal:.6g};"
                    f" the largest change of P is {c.max_abs_change:.6g}")
-    if table is not None:
+    if names is not None:
         support = [i for i in np.argsort(-sol.policy, kind="stable") if sol.policy[i] > 1e-9]
         typer.echo(f"  support ({len(support)} of {out['n']}): "
-                   + ", ".join(f"{table.names[i]} {sol.policy[i]:.6f}" for i in support))
+                   + ", ".join(f"{names[i]} {sol.policy[i]:.6f}" for i in support))
     else:
         typer.echo("  policy: " + np.array2string(sol.policy, precision=6, max_line_width=100))
+    if "bootstrap" in out:
+        b = out["bootstrap"]
+        typer.echo(f"  bootstrap ({b['resamples']} resamples of the {b['resample']}, {b['seconds']:.1f} s): "
+                   f"{b['level']:.0%} intervals, Pr(in support), Bradley–Terry and win-rate ranks")
+        order = np.argsort(-np.asarray(b["in_support"]) - np.asarray(sol.policy), kind="stable")
+        width = max(len(x) for x in names)
+        for i in order:
+            if b["in_support"][i] > 0 or sol.policy[i] > 1e-9:
+                typer.echo(f"    {names[i]:<{width}}  {sol.policy[i]:.4f} [{b['low'][i]:.4f}, {b['high'][i]:.4f}]  "
+                           f"{b['in_support'][i]:.3f}  bt #{out['bt_rank'][i]}  win-rate #{out['win_rate_rank'][i]}")
+    if write_matrix is not None:
+        typer.echo(f"  matrix written to {write_matrix}")
     if tau is not None:
         r = out["regularized"]
         typer.echo(f"Regularized Nash (τ = {tau}): unregularized duality gap {r['duality_gap']:.5f}")
         typer.echo("  policy: " + np.array2string(np.asarray(r["policy"]), precision=6, max_line_width=100))
+
+
+def header_names(spec: str):
+    """The names in a matrix CSV's header row (None: not a file, or no header)."""
+    from gamelab.games import InvalidGameError, load_named_matrix
+
+    if not (Path(spec).is_file() and spec.lower().endswith(".csv")):
+        return None
+    try:
+        return load_named_matrix(spec)[0]
+    except InvalidGameError as exc:
+        fail(str(exc))
+
+
+def votes_game(path: Path, *, estimator: str, rank, prompt, annotator, columns: dict, write_matrix, bootstrap: int,
+               resample: str, seed: int):
+    """(P, names, extra output) of `gamelab nash --votes`: load, filter, estimate, optionally write
+    the matrix and bootstrap the maximal lottery (gamelab.votes)."""
+    from gamelab import votes as V
+
+    if estimator not in V.ESTIMATORS:
+        fail(f"--estimator must be one of {', '.join(V.ESTIMATORS)}, got {estimator!r}")
+    if rank is not None and (estimator != "gpm" or rank < 0):
+        fail("--rank takes an integer ≥ 0 and applies to --estimator gpm")
+    if bootstrap < 0:
+        fail(f"--bootstrap must be ≥ 0, got {bootstrap}")
+    if resample not in ("votes", "annotators"):
+        fail(f"--resample must be 'votes' or 'annotators', got {resample!r}")
+    try:
+        data = V.load_votes(path, **columns)
+        if prompt or annotator:
+            data = V.select(data, prompts=prompt or None, annotators=annotator or None)
+        if estimator == "gpm" and rank is None:
+            rank, _ = V.select_rank(data, seed=seed)
+        P = V.estimate(data, estimator, rank=rank, seed=seed)
+        ranks = V.rankings(data)
+        extra = {"votes_used": len(data), "estimator": estimator, "rank": rank if estimator == "gpm" else None,
+                 "bt_reward": ranks.bt_reward, "bt_rank": ranks.bt_rank, "win_rate": ranks.win_rate,
+                 "win_rate_rank": ranks.win_rate_rank}
+        if bootstrap:
+            if estimator != "empirical":
+                fail("--bootstrap resamples the empirical matrix: use it with --estimator empirical")
+            lot = V.bootstrap_lottery(data, bootstrap, resample=resample, seed=seed)
+            extra["bootstrap"] = {"resamples": bootstrap, "resample": resample, "level": V.LEVEL, "low": lot.low,
+                                  "high": lot.high, "in_support": lot.in_support,
+                                  "max_exploitability": lot.max_exploitability, "seconds": lot.seconds}
+    except ValueError as exc:  # VoteFileError and bad filters
+        fail(str(exc))
+    if write_matrix is not None:
+        try:
+            V.write_matrix(write_matrix, P, data.names)
+        except OSError as exc:
+            fail(os_error(exc))
+    return P, data.names, extra
 
 
 @app.command()
@@ -399,7 +506,7 @@ def plot(
     results: Path = typer.Argument(..., help="a results folder (written by `gamelab sweep`)"),
     kind: str = typer.Option("all", help="gaps | simplex | heatmap | policy | all"),
     metric: str = typer.Option("duality_gap", help="metric to plot (gaps, heatmap)"),
-    out: Optional[Path] = typer.Option(None, help="folder for the figures (default RESULTS/figures)"),
+    out: Optional[Path] = typer.Option(None, help="folder for the figures (default RESULTS/_figures)"),
     game: Optional[str] = typer.Option(None, help="only this game (its spec as in the sweep)"),
     x: str = typer.Option("eta", help="heatmap: hyper-parameter on the x axis"),
     y: str = typer.Option("tau", help="heatmap: hyper-parameter on the y axis"),
@@ -409,6 +516,7 @@ def plot(
         fail(f"--kind must be one of {', '.join(PLOT_KINDS)}, got {kind!r}")
     df = load_results_or_fail(results)
     from gamelab import plots
+    from gamelab.results import FIGURES
 
     if metric not in df.columns:
         fail(f"metric {metric!r} is not in the results")
@@ -416,7 +524,7 @@ def plot(
         if game not in set(df["game"]):
             fail(f"game {game!r} is not in the results (have: {', '.join(sorted(set(df['game'])))})")
         df = df[df["game"] == game]
-    out = out if out is not None else results / "figures"
+    out = out if out is not None else results / FIGURES
     tag = f"_{_slug(game)}" if game else ""
     written, skipped = [], []
     has_policy = "policy" in df.columns

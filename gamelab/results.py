@@ -1,12 +1,20 @@
 """Tidy, resumable storage of sweeps.
 
-A results folder holds ``manifest.json`` (its kind — ``sweep`` or ``llm`` —, the spec, package
+A results folder holds ``_manifest.json`` (its kind — ``sweep`` or ``llm`` —, the spec, package
 versions, git revision, seed, the chunk list) and ``chunks/*.parquet``, one file per finished
 chunk, each written atomically (a temporary file renamed into place, with the mode the umask
-gives), so a half-written file is never read as finished. A writer holds the folder's lock
-(:func:`writer_lock`, ``.gamelab.lock``): a second writer is refused at once, naming the reason,
-or waits when asked to. On resume every finished chunk is verified (:func:`finished_chunks`: a
-readable Parquet footer, and the runs the manifest says it holds); a damaged one is recomputed.
+gives), so a half-written file is never read as finished. Everything in the folder that is not a
+chunk starts with ``_`` or ``.`` (``_manifest.json``, a transformer run's ``_run.json`` and
+``_checkpoints/``, ``gamelab plot``'s ``_figures/``, the lock), which Arrow's dataset readers
+skip: ``pandas.read_parquet(folder)`` reads the table, as :func:`load` does. Folders written by
+older gamelab (``manifest.json``, ``run.json``, ``checkpoints/``) are read as they are and renamed
+by the next writer (:func:`adopt_legacy_names`).
+
+A writer holds the folder's lock (:func:`writer_lock`, ``.gamelab.lock``): a second writer is
+refused at once, naming the reason, or waits when asked to. Chunks are written with Parquet page
+checksums (CRC-32 of every data page). On resume every finished chunk is verified
+(:func:`finished_chunks`: a readable footer, every page's checksum, the runs the manifest says it
+holds, the same number of rows for each); a damaged one is reported and recomputed.
 
 The table is long and tidy: **one row per run × recorded step × iterate kind**, columns
 
@@ -38,9 +46,14 @@ import numpy as np
 
 from gamelab.metrics import METRIC_NAMES
 
-MANIFEST = "manifest.json"
+MANIFEST = "_manifest.json"
 CHUNKS = "chunks"
 LOCK = ".gamelab.lock"
+RUN_CONFIG = "_run.json"  # a transformer run's config (gamelab.segments)
+CHECKPOINTS = "_checkpoints"  # its orbax checkpoints
+FIGURES = "_figures"  # gamelab plot's default output folder
+# what older gamelab called these files: read in place, renamed by the next writer
+LEGACY_NAMES = {"manifest.json": MANIFEST, "run.json": RUN_CONFIG, "checkpoints": CHECKPOINTS, "figures": FIGURES}
 KINDS = ("sweep", "llm")  # who wrote a results folder; a manifest without "kind" is a sweep's (older gamelab)
 
 
@@ -123,7 +136,7 @@ def write_chunk(out: Path, chunk: str, frame) -> Path:
     import io
 
     buf = io.BytesIO()
-    frame.to_parquet(buf, index=False)
+    frame.to_parquet(buf, index=False, write_page_checksum=True)
     path = Path(out) / CHUNKS / f"{chunk}.parquet"
     atomic_write_bytes(path, buf.getvalue())
     return path
@@ -151,21 +164,44 @@ def _damage(path: Path, runs: list | None) -> str | None:
     """Why a chunk file cannot be trusted (None: it can)."""
     import pyarrow.parquet as pq
 
-    try:
-        table = pq.read_table(path, columns=["run"])
-    except Exception as exc:  # truncated, empty, not Parquet: pyarrow raises several types
-        return f"not a readable Parquet file ({type(exc).__name__})"
-    if table.num_rows == 0:
-        return "no rows"
-    if runs is not None:
-        got = np.unique(table.column("run").to_numpy())
-        if got[0] != runs[0] or got[-1] != runs[-1] or len(got) != runs[1] - runs[0] + 1:
-            return f"holds runs {got[0]}..{got[-1]} ({len(got)}), not {runs[0]}..{runs[1]}"
+    try:  # every column, so that every data page's checksum is checked
+        table = pq.read_table(path, page_checksum_verification=True)
+    except Exception as exc:  # truncated, empty, not Parquet, a page altered: pyarrow raises several types
+        return f"not a readable Parquet file ({type(exc).__name__}: {str(exc)[:80]})"
+    if table.num_rows == 0 or "run" not in table.column_names:
+        return "no rows" if table.num_rows == 0 else "no run column"
+    got, counts = np.unique(table.column("run").to_numpy(), return_counts=True)
+    if runs is not None and (got[0] != runs[0] or got[-1] != runs[-1] or len(got) != runs[1] - runs[0] + 1):
+        return f"holds runs {got[0]}..{got[-1]} ({len(got)}), not {runs[0]}..{runs[1]}"
+    if counts.min() != counts.max():
+        return f"holds {counts.min()} rows for some runs and {counts.max()} for others"
     return None
 
 
+def named(out: Path, name: str) -> Path:
+    """The path of ``name`` (``MANIFEST``, ``RUN_CONFIG``, ``CHECKPOINTS``) in a results folder: its
+    older name where only that exists (a folder written by older gamelab, not yet adopted)."""
+    path = Path(out) / name
+    if not path.exists():
+        old = next(k for k, v in LEGACY_NAMES.items() if v == name)
+        if (Path(out) / old).exists():
+            return Path(out) / old
+    return path
+
+
+def adopt_legacy_names(out: Path) -> list[str]:
+    """Rename the files of a folder written by older gamelab to today's names (the writer does this
+    under its lock, before it reads anything); returns the names it changed."""
+    renamed = []
+    for old, new in LEGACY_NAMES.items():
+        if (Path(out) / old).exists() and not (Path(out) / new).exists():
+            os.replace(Path(out) / old, Path(out) / new)
+            renamed.append(old)
+    return renamed
+
+
 def read_manifest(out: Path) -> dict | None:
-    path = Path(out) / MANIFEST
+    path = named(out, MANIFEST)
     if not path.is_file():
         return None
     try:
@@ -181,7 +217,7 @@ def folder_kind(out: Path) -> str | None:
     """'sweep' or 'llm' (who wrote the folder), None for a folder without a manifest."""
     manifest = read_manifest(out)
     if manifest is None:
-        return "llm" if (Path(out) / "run.json").exists() else None
+        return "llm" if named(out, RUN_CONFIG).exists() else None
     return manifest.get("kind", "sweep")
 
 
@@ -216,6 +252,7 @@ def writer_lock(out: Path, *, wait: bool = False):
             raise ResultsFolderError(f"{out} is being written by another gamelab process (it holds {out / LOCK}); "
                                      "wait for it to finish (--wait) or use another --out") from None
         try:
+            adopt_legacy_names(out)
             yield
         finally:
             lock.release()
@@ -228,7 +265,8 @@ def write_manifest(out: Path, manifest: dict) -> None:
 
 
 def load(out) -> "pandas.DataFrame":  # noqa: F821
-    """A results folder (a sweep's or a transformer run's) as one tidy table: :func:`load_results`."""
+    """A results folder (a sweep's or a transformer run's) as one tidy table: :func:`load_results`
+    (``pandas.read_parquet(out)`` reads the same rows, unsorted)."""
     return load_results(out)
 
 

@@ -5,9 +5,9 @@ A run of ``steps`` steps recording every ``record_every`` is ``steps / record_ev
 the driver's loop body (:func:`gamelab.run.segment`), taken ``checkpoint_every`` intervals at a
 time. After each segment the whole carry (whatever the algorithm's state holds: parameters,
 optimizer state, reference, PRNG key, step) and the rows recorded so far are saved with orbax
-(``out/checkpoints``: written to a temporary folder and renamed when complete, so a killed run
+(``out/_checkpoints``: written to a temporary folder and renamed when complete, so a killed run
 never leaves a checkpoint that looks finished); the same call resumes from the latest one and
-produces bit for bit the trace of an uninterrupted run. ``out/run.json`` holds the run's config:
+produces bit for bit the trace of an uninterrupted run. ``out/_run.json`` holds the run's config:
 a folder that holds another run is refused, naming what differs.
 
 Nothing here knows which algorithm, game or policy it runs: the caller passes them with
@@ -36,7 +36,7 @@ import numpy as np
 
 from gamelab import defaults
 from gamelab.prepare import check_steps
-from gamelab.results import LOCK
+from gamelab.results import CHECKPOINTS, LOCK, RUN_CONFIG
 from gamelab.run import final_row, segment, start
 
 # The segmented driver records the policies and no average iterate (a parametric policy's
@@ -153,8 +153,8 @@ def _restore(saved: dict, like):
 
 
 def check_config(out: Path, config: dict, mesh=None) -> None:
-    """``out`` must be fresh or hold this very run; its run.json is written atomically (process 0)."""
-    saved_config, wanted = out / "run.json", json.loads(json.dumps(config))
+    """``out`` must be fresh or hold this very run; its _run.json is written atomically (process 0)."""
+    saved_config, wanted = out / RUN_CONFIG, json.loads(json.dumps(config))
     strays = sorted(p.name for p in out.iterdir() if p.name != LOCK) if not saved_config.exists() else []
     if strays:  # files this run did not write: nothing of them is touched
         raise ValueError(f"{out} is not empty and holds no run ({', '.join(strays[:5])}"
@@ -167,9 +167,9 @@ def check_config(out: Path, config: dict, mesh=None) -> None:
         if old != wanted:
             changed = sorted(k for k in set(wanted) | set(old) if old.get(k) != wanted.get(k))
             raise ValueError(f"{out} holds a different run (differs in {', '.join(changed)}); use another --out")
-    barrier("gamelab: config checked", mesh)  # no process may read run.json while it is written
+    barrier("gamelab: config checked", mesh)  # no process may read _run.json while it is written
     if not saved_config.exists() and jax.process_index() == 0:
-        tmp = out / f".run.json.{os.getpid()}.tmp"
+        tmp = out / f".{RUN_CONFIG}.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(config, indent=1))
         os.replace(tmp, saved_config)
 
@@ -207,7 +207,7 @@ def run_segments(algo, game, hp, init_logp, ref_logp, tau=None, *, steps: int, r
     if out is not None:
         import orbax.checkpoint as ocp
 
-        manager = ocp.CheckpointManager(out / "checkpoints", options=ocp.CheckpointManagerOptions(max_to_keep=2))
+        manager = ocp.CheckpointManager(out / CHECKPOINTS, options=ocp.CheckpointManagerOptions(max_to_keep=2))
         damaged = []
         # only finished checkpoints are listed (orbax renames a complete temporary folder); a damaged
         # one (a file truncated or lost since) is reported and the one before it used instead
@@ -217,7 +217,7 @@ def run_segments(algo, game, hp, init_logp, ref_logp, tau=None, *, steps: int, r
                 restored = to_global(_restore(saved["carry"], carry), mesh, like=carry)
                 rows = [{k: np.asarray(v)[i] for k, v in saved["rows"].items()} for i in range(step)]
             except Exception as exc:  # orbax and tensorstore raise many types for a damaged file
-                print(f"warning: checkpoint {step} in {out / 'checkpoints'} is damaged ({type(exc).__name__}): "
+                print(f"warning: checkpoint {step} in {out / CHECKPOINTS} is damaged ({type(exc).__name__}): "
                       "computing its steps again", file=sys.stderr)
                 damaged.append(step)
                 rows = []
@@ -227,8 +227,8 @@ def run_segments(algo, game, hp, init_logp, ref_logp, tau=None, *, steps: int, r
         if damaged:  # removed, so that the steps computed again can be saved under their number
             manager.close()
             for step in damaged:
-                shutil.rmtree(out / "checkpoints" / str(step))
-            manager = ocp.CheckpointManager(out / "checkpoints",
+                shutil.rmtree(out / CHECKPOINTS / str(step))
+            manager = ocp.CheckpointManager(out / CHECKPOINTS,
                                             options=ocp.CheckpointManagerOptions(max_to_keep=2))
     resumed = done
     bar = None

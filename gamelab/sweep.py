@@ -71,7 +71,7 @@ from gamelab.games.named import spec_size
 from gamelab.prepare import MAX_STEPS, learning_options, metric_names, resolve_algorithm
 from gamelab.prepare import prepare as prepare_runs
 from gamelab.run import execute as execute_runs
-from gamelab.results import (LOCK, check_kind, finished_chunks, read_manifest, trace_to_frame, write_chunk,
+from gamelab.results import (LOCK, adopt_legacy_names, check_kind, finished_chunks, read_manifest, trace_to_frame, write_chunk,
                              write_manifest, writer_lock)
 from gamelab.run import lower, program_key
 
@@ -497,6 +497,7 @@ def prepare(spec: SweepSpec, out) -> list[Chunk]:
     """
     out = Path(out)
     chunks = plan(spec)
+    adopt_legacy_names(out)  # a folder of older gamelab; idempotent (every process of a distributed sweep)
     check_kind(out, "sweep")
     manifest = read_manifest(out)
     if manifest is not None:

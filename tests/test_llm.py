@@ -157,7 +157,7 @@ for name, devices, fsdp in [("one", 1, False), ("eight", 8, False), ("fsdp", 8, 
 
 # Resume the FSDP run from its step-3 checkpoint: the restored carry must come back with the
 # sharding the compiled segment expects (the spy's ahead-of-time executable refuses any other)
-shutil.rmtree(out + "/checkpoints/4")
+shutil.rmtree(out + "/_checkpoints/4")
 again = T.train("inpo", game, steps=4, mesh=mesh, fsdp=True, out=out, **{TRAIN_KW!r})
 runs["fsdp_resumed"] = {{"resumed_from": again.resumed_from, "equal": all(np.array_equal(again.trace[k], r.trace[k],
                         equal_nan=True) for k in r.trace) and np.array_equal(again.logp, r.logp)}}
@@ -275,9 +275,9 @@ def test_two_processes_through_jax_distributed_train_one_data_parallel_model(sha
     for key in ("loss", "duality_gap"):
         for name in ("eight", "one"):
             np.testing.assert_allclose(first[0][key], sharded[name][key], rtol=RTOL, atol=0, err_msg=f"{name} {key}")
-    assert (out / "run.json").exists() and (out / "manifest.json").exists()
-    assert not list(out.glob(".run.json.*"))
-    shutil.rmtree(out / "checkpoints" / "4")
+    assert (out / "_run.json").exists() and (out / "_manifest.json").exists()
+    assert not list(out.glob("._run.json.*"))
+    shutil.rmtree(out / "_checkpoints" / "4")
     again = two_processes(env, out)  # the last step again, from the step-3 checkpoint, in both processes
     assert [r.pop("resumed_from") for r in again + first] == [3, 3, 0, 0]
     assert same(again[0], first[0]) and same(again[1], first[0])  # bit for bit
@@ -298,7 +298,7 @@ def test_two_processes_through_the_command_line_with_sampled_metrics(env, tmp_pa
     assert first["config"]["devices"] == 8 and first["config"]["metrics"] == "sampled"
     assert len(first["trace"]) == 4 and first["trace"] == second["trace"]
     assert {"exploitability_lo", "exploitability_hi"} <= set(first["trace"][0])
-    assert (out / "manifest.json").exists() and (out / "run.json").exists()
+    assert (out / "_manifest.json").exists() and (out / "_run.json").exists()
 
 
 # ------------------------------------------------------------------ 4. killed and resumed
@@ -317,8 +317,8 @@ def whole(env, tmp_path_factory):
 
 
 def finished_steps(folder):
-    return sorted(int(p.name) for p in (folder / "checkpoints").glob("*") if p.name.isdigit()) \
-        if (folder / "checkpoints").exists() else []
+    return sorted(int(p.name) for p in (folder / "_checkpoints").glob("*") if p.name.isdigit()) \
+        if (folder / "_checkpoints").exists() else []
 
 
 def test_a_killed_run_resumes_to_the_uninterrupted_trace_bit_for_bit(whole, env, tmp_path):
@@ -336,16 +336,16 @@ def test_a_killed_run_resumes_to_the_uninterrupted_trace_bit_for_bit(whole, env,
         proc.send_signal(signal.SIGKILL)  # mid-run: a checkpoint is saved every step, about 0.1 s each
         proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed: " + log.read_text()
-    assert not (out / "manifest.json").exists()  # it really was cut short
+    assert not (out / "_manifest.json").exists()  # it really was cut short
     killed_at = max(finished_steps(out))
     assert 2 <= killed_at < 12
 
     # What a kill leaves: finished step folders and perhaps orbax's temporary folder of the save in
     # flight. Make sure there is one (a half-written later checkpoint): it is not taken as finished.
-    partial = out / "checkpoints" / f"{killed_at + 1}.orbax-checkpoint-tmp"  # orbax's own naming
+    partial = out / "_checkpoints" / f"{killed_at + 1}.orbax-checkpoint-tmp"  # orbax's own naming
     partial.mkdir(exist_ok=True)
     (partial / "garbage").write_text("half written")
-    manager = ocp.CheckpointManager(out / "checkpoints")
+    manager = ocp.CheckpointManager(out / "_checkpoints")
     assert manager.latest_step() == killed_at
     restored = manager.restore(killed_at, args=ocp.args.StandardRestore())
     manager.close()
@@ -363,7 +363,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_trace_bit_for_bit(whole, env,
 
 def test_another_config_in_the_same_folder_is_refused(whole):
     out = whole[0]
-    config = (out / "run.json").read_text()
+    config = (out / "_run.json").read_text()
     for change, differs in ((["--steps", "24"], "steps"), (["--steps", "12", "--seed", "1"], "hparams, model, seed"),
                             (["--steps", "12", "--lr", "0.01"], "hparams"),
                             (["--steps", "12", "--batch", "32"], "batch")):
@@ -372,7 +372,7 @@ def test_another_config_in_the_same_folder_is_refused(whole):
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     code, _, err = invoke("iterative_ipo", *TRANSFORMER, "--steps", "12", "--out", str(out))
     assert code == 2 and "differs in algorithm" in err, err
-    assert (out / "run.json").read_text() == config  # refused runs write nothing
+    assert (out / "_run.json").read_text() == config  # refused runs write nothing
 
 
 # ------------------------------------------------------------------ 5. bad input

@@ -164,12 +164,12 @@ def test_a_sampled_run_folder_from_before_a_metric_was_added_is_refused(tmp_path
     kw = dict(steps=2, record_every=1, batch=8, eval_samples=64, progress=False, metrics="sampled",
               model={"d_model": 8, "heads": 1, "layers": 1}, hparams={"tau": 0.5}, out=tmp_path)
     first = train("inpo", game, **kw)
-    assert json.loads((tmp_path / "run.json").read_text())["recorded"] == [
+    assert json.loads((tmp_path / "_run.json").read_text())["recorded"] == [
         "exploitability", "duality_gap", "kl_to_class_nash", "entropy", "win_rate_vs_ref", "regularized_gap"]
     assert np.array_equal(train("inpo", game, **kw).trace["regularized_gap"], first.trace["regularized_gap"])
-    old = json.loads((tmp_path / "run.json").read_text())
+    old = json.loads((tmp_path / "_run.json").read_text())
     del old["recorded"]
-    (tmp_path / "run.json").write_text(json.dumps(old))
+    (tmp_path / "_run.json").write_text(json.dumps(old))
     with pytest.raises(ValueError, match="differs in recorded"):
         train("inpo", game, **kw)
 

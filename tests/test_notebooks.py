@@ -150,7 +150,7 @@ def test_sweep_notebook_runs_then_loads_the_sweep(notebook_env):
     out = notebook_env / "sweep"
     nb = execute("sweep_analysis.ipynb", SWEEP_SMALL, notebook_env)
     _no_errors(nb)
-    assert (out / "manifest.json").is_file() and list((out / "chunks").glob("*.parquet"))
+    assert (out / "_manifest.json").is_file() and list((out / "chunks").glob("*.parquet"))
     assert "0 already on disk" in text_of(nb, "execute(spec")
     report = text_of(nb, "format_table(summary)")
     header = report.splitlines()[0].split()
@@ -161,7 +161,7 @@ def test_sweep_notebook_runs_then_loads_the_sweep(notebook_env):
     assert images(nb, "plot_gaps(") == 1
     assert images(nb, "plot_simplex(") == 1
     assert images(nb, "plot_heatmap(") == 1
-    assert {p.name for p in (out / "figures").glob("*.png")} == {"gap_curves.png", "simplex.png", "heatmap_eta_tau.png"}
+    assert {p.name for p in (out / "_figures").glob("*.png")} == {"gap_curves.png", "simplex.png", "heatmap_eta_tau.png"}
     pivot = text_of(nb, "by_eta = ")
     assert "0.3" in pivot and "comal" in pivot and "omwu" in pivot, pivot
 

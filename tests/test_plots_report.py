@@ -222,10 +222,10 @@ def test_cli_plot_all(cli, df):
         assert p.startswith(str(root / "figs")) and (root / "figs" / p.split("/")[-1]).stat().st_size > 0
     res = out["simplex_default_out"]
     assert res.returncode == 0, res.stderr
-    assert res.stdout.split() == [str(full / "figures" / "simplex_comal3.png"), str(full / "figures" / "simplex_comal3.svg")]
+    assert res.stdout.split() == [str(full / "_figures" / "simplex_comal3.png"), str(full / "_figures" / "simplex_comal3.svg")]
     res = out["plot_bare"]  # no policies: the gap plot only, the rest skipped with a note
     assert res.returncode == 0 and "skipped simplex" in res.stderr
-    assert res.stdout.split() == [str(root / "bare" / "figures" / f"gaps_exploitability.{ext}") for ext in ("png", "svg")]
+    assert res.stdout.split() == [str(root / "bare" / "_figures" / f"gaps_exploitability.{ext}") for ext in ("png", "svg")]
 
 
 def test_cli_report(cli):

@@ -207,3 +207,145 @@ def test_validation_tolerance_follows_the_input_precision():
     make_game(P)  # sums to 1 in float32: valid
     with pytest.raises(InvalidGameError, match="P \\+ P.T must equal 1"):
         make_game(P.astype(np.float64) + np.triu(np.full((5, 5), 1e-7), 1))  # float64: held to 1e-9
+
+
+# ---------------------------------------------------------------- the results store, real faults
+# Real processes on a real file system: a tmpfs of a few kB (ENOSPC), and one remounted read-only
+# (EROFS), each in a private mount namespace (`unshare -rm`: no privileges needed where user
+# namespaces are allowed; skipped, saying so, where they are not).
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+
+SWEEP = ["sweep", "--algorithms", "mwu,omwu", "--games", "rps;comal3", "--steps", "10", "--chunk-size", "2",
+         "--quiet", "--out"]
+
+
+def private_mounts() -> bool:
+    return shutil.which("unshare") is not None and subprocess.run(
+        ["unshare", "-rm", "true"], capture_output=True).returncode == 0
+
+
+needs_mounts = pytest.mark.skipif(not private_mounts(), reason="no user/mount namespaces here (`unshare -rm` "
+                                                                "fails): the real ENOSPC/EROFS tests need them")
+
+
+def in_private_mount(tmp_path, script: str) -> list[dict]:
+    """Run ``script`` (bash; ``$MNT`` is a private tmpfs, ``$GAMELAB`` the CLI) in a private mount
+    namespace; each ``step NAME CMD...`` records CMD's exit status and output as one JSON line."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    prelude = textwrap_dedent(f"""
+        set -u
+        MNT={mnt}; GAMELAB="{sys.executable} -m gamelab.cli"
+        step() {{ name=$1; shift; out=$("$@" 2>&1); rc=$?
+                  {sys.executable} -c 'import json,sys; print(json.dumps(dict(name=sys.argv[1], rc=int(sys.argv[2]), out=sys.argv[3])))' "$name" "$rc" "$out"; }}
+    """)
+    proc = subprocess.run(["unshare", "-rm", "bash", "-c", prelude + script], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert proc.returncode == 0, proc.stderr
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+
+
+def textwrap_dedent(text):
+    import textwrap
+
+    return textwrap.dedent(text)
+
+
+@needs_mounts
+def test_a_full_disk_is_one_error_line_nothing_half_written_and_the_sweep_resumes(tmp_path):
+    steps = in_private_mount(tmp_path, """
+        mount -t tmpfs -o size=12k tmpfs $MNT
+        step full $GAMELAB {sweep} $MNT/out
+        step leftovers bash -c "ls -A $MNT/out $MNT/out/chunks 2>/dev/null | grep -c '\\.tmp$' || true"
+        mount -o remount,size=4m $MNT
+        step again $GAMELAB {sweep} $MNT/out
+        step table {python} -c "import pandas as pd; print(len(pd.read_parquet('$MNT/out')))"
+    """.format(sweep=shlex.join(SWEEP), python=sys.executable))
+    full, leftovers, again, table = steps
+    assert full["rc"] == 2 and "error: no space left on the device" in full["out"], full
+    assert "Traceback" not in full["out"] and len(full["out"].strip().splitlines()) == 1, full
+    assert leftovers["out"].strip() == "0"  # no temporary file left behind
+    assert again["rc"] == 0, again
+    assert table["rc"] == 0 and int(table["out"]) == 4 * 11 * 2  # 4 runs × (steps 0..10) × 2 iterates
+
+
+@needs_mounts
+def test_a_read_only_folder_is_one_error_line_naming_it(tmp_path):
+    steps = in_private_mount(tmp_path, """
+        mount -t tmpfs -o size=4m tmpfs $MNT
+        mkdir $MNT/out
+        mount -o remount,ro $MNT
+        step ro $GAMELAB {sweep} $MNT/out
+        step ro_llm $GAMELAB llm run mwu --game cyclic:rule=count --steps 2 --record-every 1 --policy tabular --out $MNT/out
+    """.format(sweep=shlex.join(SWEEP)))
+    for step in steps:
+        assert step["rc"] == 2 and "error:" in step["out"] and "read-only" in step["out"].lower(), step
+        assert "Traceback" not in step["out"] and str(tmp_path / "mnt" / "out") in step["out"], step
+
+
+def test_pandas_reads_a_results_folder_as_gamelab_does(tmp_path):
+    """Everything in a results folder that is not a chunk is skipped by Arrow's readers (``_``/``.``
+    names): a sweep's folder with its figures, and a transformer run's with its checkpoints."""
+    import pandas as pd
+
+    from tests.conftest import gamelab_cli
+    from gamelab.results import load
+
+    sweep = tmp_path / "sweep"
+    assert gamelab_cli(*SWEEP, sweep, "--record-policy").returncode == 0
+    assert gamelab_cli("plot", sweep, "--kind", "gaps").returncode == 0
+    assert list((sweep / "_figures").glob("*.png"))
+    llm = tmp_path / "llm"
+    r = gamelab_cli("llm", "run", "mwu", "--game", "cyclic:rule=count", "--steps", "4", "--record-every", "1",
+                    "--checkpoint-every", "2", "--policy", "tabular", "--out", llm)
+    assert r.returncode == 0, r.stderr
+    assert (llm / "_checkpoints").is_dir() and (llm / "_run.json").is_file()
+    for folder in (sweep, llm):
+        ours = load(folder)
+        theirs = pd.read_parquet(folder).sort_values(["run", "iterate", "step"], kind="stable").reset_index(drop=True)
+        pd.testing.assert_frame_equal(theirs[ours.columns], ours)
+
+
+def test_a_folder_written_by_older_gamelab_is_read_and_resumed(tmp_path):
+    """Older gamelab wrote manifest.json/run.json/checkpoints: read in place, renamed by the next
+    writer, which then finds every chunk finished."""
+    from gamelab.results import load
+    from tests.conftest import gamelab_cli
+
+    out = tmp_path / "old"
+    assert gamelab_cli(*SWEEP, out).returncode == 0
+    table = load(out)
+    os.replace(out / "_manifest.json", out / "manifest.json")
+    pd_table = load(out)
+    assert pd_table.equals(table)
+    r = gamelab_cli(*SWEEP, out)
+    assert r.returncode == 0 and "2 already finished" in r.stdout + r.stderr, r.stdout + r.stderr
+    assert (out / "_manifest.json").is_file() and not (out / "manifest.json").exists()
+
+
+def test_a_chunk_with_one_altered_byte_is_found_by_its_page_checksums(tmp_path, capfd):
+    from gamelab.results import CHUNKS, load
+    from gamelab.sweep import execute, make_spec
+
+    spec = make_spec(algorithms=["mwu"], games=["rps"], steps=40, record_every=1, chunk_size=1)
+    whole, hurt = tmp_path / "whole", tmp_path / "hurt"
+    execute(spec, whole, progress=False)
+    execute(spec, hurt, progress=False)
+    (chunk,) = (hurt / CHUNKS).glob("*.parquet")
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(chunk).metadata
+    col = meta.row_group(0).column(meta.schema.names.index("exploitability"))  # a float column's data page
+    data = bytearray(chunk.read_bytes())
+    at = col.data_page_offset + col.total_compressed_size - 8  # inside the page's values, past its header
+    data[at] ^= 0x01  # one bit: the footer, sizes and run ids all still look right
+    chunk.write_bytes(bytes(data))
+    stats = execute(spec, hurt, progress=False)
+    assert stats["ran"] == 1 and [name for name, _ in stats["damaged"]] == [chunk.stem], stats
+    assert "is damaged" in capfd.readouterr().err
+    assert load(hurt).equals(load(whole))

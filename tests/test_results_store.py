@@ -62,7 +62,7 @@ def test_a_damaged_chunk_is_computed_again_and_the_table_equals_an_uninterrupted
 
 def test_results_files_get_the_mode_the_umask_gives(tmp_path):
     execute(make_spec(**SPEC), tmp_path, progress=False)
-    for path in [tmp_path / "manifest.json", *(tmp_path / CHUNKS).glob("*.parquet")]:
+    for path in [tmp_path / "_manifest.json", *(tmp_path / CHUNKS).glob("*.parquet")]:
         assert path.stat().st_mode & 0o777 == FILE_MODE, path
 
 
@@ -85,7 +85,7 @@ def test_a_second_writer_is_refused_at_once_or_waits_when_asked(tmp_path):
         started = time.monotonic()
         with pytest.raises(ResultsFolderError, match="being written by another gamelab process"):
             execute(make_spec(**SPEC), tmp_path, progress=False)
-        assert time.monotonic() - started < 2 and not (tmp_path / "manifest.json").exists()
+        assert time.monotonic() - started < 2 and not (tmp_path / "_manifest.json").exists()
         stats = execute(make_spec(**SPEC), tmp_path, progress=False, wait=True)
         assert stats["ran"] == stats["chunks"] > 0 and holder.poll() == 0  # it ran after the holder let go
     finally:
@@ -103,7 +103,7 @@ def test_a_damaged_checkpoint_is_not_resumed_from_and_the_trace_equals_an_uninte
     whole = train("mwu", game, out=tmp_path / "whole", **kw)
     train("mwu", game, out=tmp_path / "hurt", **kw)
     (tmp_path / "hurt" / "chunks" / "llm.parquet").unlink()
-    for path in (tmp_path / "hurt" / "checkpoints" / "4").rglob("*"):
+    for path in (tmp_path / "hurt" / "_checkpoints" / "4").rglob("*"):
         if path.is_file():
             path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])  # every file cut in half
     again = train("mwu", game, out=tmp_path / "hurt", **kw)

@@ -23,7 +23,7 @@ def study():
 
 @pytest.fixture(scope="module")
 def runs(study, tmp_path_factory):
-    """The three runs; COMAL's with an output folder (checkpoints and result.npz), the others without."""
+    """The three runs; COMAL's with an output folder (checkpoints and _result.npz), the others without."""
     folder = tmp_path_factory.mktemp("transformer_last_iterate") / "comal-transformer-seed0"
     results = study.experiment(labels=("online IPO", "SPPO"), seeds=(0,), policies=("transformer",), model=SMALL)
     results["COMAL", "transformer"] = [study.run_one("COMAL", 0, model=SMALL, out=folder)]
@@ -53,10 +53,10 @@ def test_online_ipo_sits_near_its_regularized_target(study, runs):
 
 
 def test_a_finished_run_is_read_back(study, runs):
-    """Re-running reads each finished run's result.npz (no training); a folder holding another
+    """Re-running reads each finished run's _result.npz (no training); a folder holding another
     configuration is refused."""
     results, folder = runs
-    assert (folder / "result.npz").exists() and (folder / "checkpoints").is_dir()
+    assert (folder / "_result.npz").exists() and (folder / "_checkpoints").is_dir()
     again = study.run_one("COMAL", 0, model=SMALL, out=folder)
     np.testing.assert_array_equal(again["duality_gap"], results["COMAL", "transformer"][0]["duality_gap"])
     with pytest.raises(ValueError, match="different run"):

@@ -27,7 +27,7 @@ Several prompts (each with its own class matrix): every step draws ``batch`` pro
 ``prompt_weights`` (default uniform) and a pair per prompt; the trace's ``<metric>`` is the
 prompt-weighted mean and ``prompt{k}_<metric>`` prompt k's value (a mean's interval combines the
 prompts' intervals at the Bonferroni level 1 − (1 − level)/prompts, so it too holds at ``level``).
-The trace is stored like a sweep's (``out/manifest.json``, ``out/chunks/*.parquet``), so
+The trace is stored like a sweep's (``out/_manifest.json``, ``out/chunks/*.parquet``), so
 ``gamelab plot`` and ``gamelab report`` read it.
 """
 from __future__ import annotations
@@ -70,7 +70,7 @@ class TrainResult(NamedTuple):
     trace: dict  # metric -> (R,) arrays, plus kl_to_class_nash and class_marginal (R, m) or (R, prompts, m)
     logp: np.ndarray | None  # final log-distribution over the V^L sequences ((prompts, V^L) for several
     # prompts; None with sampled metrics: never enumerated)
-    config: dict  # everything that defines the run (also written to out/run.json)
+    config: dict  # everything that defines the run (also written to out/_run.json)
     seconds: float  # wall time of this call (a resumed run: since the resume)
     resumed_from: int  # recorded intervals restored from a checkpoint (0: fresh)
 
