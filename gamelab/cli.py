@@ -315,7 +315,7 @@ def votes_game(path: Path, *, estimator: str, rank, prompt, annotator, columns: 
             rank, _ = V.select_rank(data, seed=seed)
         P = V.estimate(data, estimator, rank=rank, seed=seed)
         ranks = V.rankings(data)
-        extra = {"votes_used": len(data), "estimator": estimator, "rank": rank if estimator == "gpm" else None,
+        extra = {"votes_used": data.size, "estimator": estimator, "rank": rank if estimator == "gpm" else None,
                  "bt_reward": ranks.bt_reward, "bt_rank": ranks.bt_rank, "win_rate": ranks.win_rate,
                  "win_rate_rank": ranks.win_rate_rank}
         if bootstrap:

@@ -26,3 +26,9 @@ TRANSFORMER_LR = 3e-3  # the transformer's learning rate (tabular logits keep th
 TRANSFORMER = {"d_model": 32, "heads": 2, "layers": 2}  # width, attention heads, blocks
 EVAL_SAMPLES = 4096  # sampled metrics: responses per prompt and recording
 LEVEL = 0.95  # sampled metrics: confidence level of the intervals
+
+# real preference data (gamelab.votes and `gamelab nash --votes`)
+VOTE_COLUMNS = {"left": "left", "right": "right", "winner": "winner", "annotator": "worker", "prompt": "prompt"}
+VOTE_ESTIMATOR = "empirical"  # ties half a win each side, votes pooled over prompts, unseen pairs ½
+VOTE_RESAMPLE = "votes"  # what a bootstrap of the maximal lottery resamples ('votes' or 'annotators')
+BOOTSTRAP = 1000  # resamples of gamelab.votes.bootstrap_lottery

@@ -283,3 +283,143 @@ def pooled_reward_policy(game: Game, ref=None, beta: float = 1.0, pair_weights=N
     r = np.asarray(bradley_terry_fit(jnp.asarray(P), jnp.asarray(W), jnp.zeros(n), 1e-12))
     log_ref = np.full(n, -np.log(n)) if ref is None else np.log(np.asarray(ref, dtype=np.float64))
     return softmax(log_ref + r / beta)
+
+
+# ------------------------------------------------------------------ which Nash: the set and its max-entropy member
+NASH_TOL = 1e-9  # a response whose largest Nash probability is at most this is outside every Nash's support
+NASH_VERTICES_MAX_N = 10  # vertex enumeration tries C(2n, n−1) active sets: 167,960 at n = 10
+
+
+class NashBounds(NamedTuple):
+    """``low[i]``/``high[i]``: the least and greatest probability of response i over the Nash set
+    {π ∈ Δ : Pπ ≤ ½·1} (a polytope: the game is symmetric with value ½, so π is Nash exactly when
+    no response beats it)."""
+
+    low: np.ndarray
+    high: np.ndarray
+
+    @property
+    def unique(self) -> bool:
+        return bool(np.max(self.high - self.low) <= NASH_TOL)
+
+
+def nash_bounds(game) -> NashBounds:
+    """The support bounds of the Nash set by 2n linear programs (HiGHS), for any size of game."""
+    from scipy.optimize import linprog
+
+    P = _matrix(game)
+    n = P.shape[0]
+    opts = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
+    low, high = np.empty(n), np.empty(n)
+    for i in range(n):
+        for sign, out in ((1.0, low), (-1.0, high)):
+            c = np.zeros(n)
+            c[i] = sign
+            res = linprog(c, A_ub=P, b_ub=np.full(n, 0.5), A_eq=np.ones((1, n)), b_eq=[1.0],
+                          bounds=[(0, None)] * n, method="highs", options=opts)
+            if res.status != 0:
+                raise RuntimeError(f"Nash-set LP failed: {res.message}")
+            out[i] = min(max(res.x[i], 0.0), 1.0)
+    return NashBounds(low, high)
+
+
+def nash_vertices(game, *, tol: float = NASH_TOL) -> np.ndarray:
+    """(V, n) the vertices of the Nash set of a small game (n ≤ :data:`NASH_VERTICES_MAX_N`), in
+    lexicographic order: every basic feasible point of {π ≥ 0, 1ᵀπ = 1, Pπ ≤ ½}, found by solving
+    each choice of n − 1 active constraints with 1ᵀπ = 1 (batched) and keeping the feasible ones."""
+    from itertools import combinations
+
+    P = _matrix(game)
+    n = P.shape[0]
+    if n > NASH_VERTICES_MAX_N:
+        raise ValueError(f"vertex enumeration is for games of at most {NASH_VERTICES_MAX_N} responses "
+                         f"(got {n}); use nash_bounds")
+    G = np.vstack([P, -np.eye(n)])
+    h = np.concatenate([np.full(n, 0.5), np.zeros(n)])
+    active = np.array(list(combinations(range(2 * n), n - 1)), dtype=np.int64).reshape(-1, n - 1)
+    A = np.concatenate([G[active], np.ones((active.shape[0], 1, n))], axis=1)
+    b = np.concatenate([h[active], np.ones((active.shape[0], 1))], axis=1)
+    regular = np.abs(np.linalg.det(A)) > 1e-10
+    x = np.linalg.solve(A[regular], b[regular][..., None])[..., 0]
+    feasible = (x.min(axis=1) >= -tol) & ((x @ P.T).max(axis=1) <= 0.5 + tol)
+    x = np.clip(x[feasible], 0.0, None)
+    x /= x.sum(axis=1, keepdims=True)
+    if x.shape[0] == 0:
+        raise RuntimeError("no vertex found: the matrix is not a valid preference game")
+    x = np.unique(np.round(x, 12), axis=0)  # the same vertex from several active sets; sorted rows
+    return x / x.sum(axis=1, keepdims=True)
+
+
+class MaxEntNash(NamedTuple):
+    """The maximum-entropy Nash policy and its certificate."""
+
+    policy: np.ndarray
+    entropy: float
+    exploitability: float  # max_y (Pπ)_y − ½ (≤ 0 up to rounding: reported clipped at 0 like exact_nash's)
+    support: np.ndarray  # indices of the responses some Nash plays (high > NASH_TOL)
+    multipliers: np.ndarray  # (n,) λ ≥ 0 of Pπ ≤ ½: π ∝ exp(−(Pᵀλ)) on the support
+    kkt_residual: float  # max |(Pπ)_y − ½| over the rows with λ_y > 0 (complementary slackness)
+    newton_steps: int
+
+
+def maxent_nash(game, *, tol: float = 1e-14, max_iter: int = 100) -> MaxEntNash:
+    """argmax H(π) over the Nash set {π ∈ Δ : Pπ ≤ ½} (a unique point: H is strictly concave).
+
+    The support S is where some Nash puts mass (:func:`nash_bounds`); on it the maximum-entropy
+    point is interior, so the convex dual  min_{λ ≥ 0} log Σ_{i∈S} exp(−(Pᵀλ)_i) + ½·1ᵀλ  attains its
+    minimum (linear constraints, a feasible point in the relative interior) and π = softmax(−Pᵀλ) on
+    S. Solved by L-BFGS-B with bounds, then Newton's method on the rows it leaves active (minimum-norm
+    steps: λ is not unique where the active rows are dependent, π is), to a gradient of ``tol``.
+    """
+    from scipy.optimize import minimize
+    from scipy.special import logsumexp, softmax
+
+    P = _matrix(game)
+    n = P.shape[0]
+    S = np.flatnonzero(nash_bounds(P).high > NASH_TOL)
+    PS = P[:, S]
+
+    def dual(lam):
+        z = -(PS.T @ lam)
+        x = softmax(z)
+        return logsumexp(z) + 0.5 * lam.sum(), 0.5 - PS @ x
+
+    res = minimize(dual, np.zeros(n), jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * n,
+                   options={"maxiter": 5000, "ftol": 1e-16, "gtol": 1e-12, "maxcor": 50})
+    lam = np.clip(res.x, 0.0, None)
+    x = softmax(-(PS.T @ lam))
+    steps = 0
+    for steps in range(1, max_iter + 1):  # Newton on the active rows: (P_S x)_A = ½
+        g = PS @ x
+        act = np.flatnonzero((lam > 0) | (g > 0.5 - 1e-9))
+        grad = 0.5 - g[act]
+        if np.abs(grad).max(initial=0.0) <= tol:
+            break
+        J = PS[act]
+        H = (J * x) @ J.T - np.outer(J @ x, J @ x)
+        d = np.zeros(n)
+        d[act] = -np.linalg.lstsq(H, grad, rcond=1e-13)[0]
+        f0 = dual(lam)[0]
+        alpha = 1.0
+        while alpha > 1e-10:
+            trial = np.clip(lam + alpha * d, 0.0, None)
+            if dual(trial)[0] <= f0 + 1e-15 * max(1.0, abs(f0)):
+                break
+            alpha *= 0.5
+        else:
+            break
+        lam = trial
+        x = softmax(-(PS.T @ lam))
+    pi = np.zeros(n)
+    pi[S] = x
+    g = P @ pi
+    pos = pi[pi > 0]
+    binding = lam > 1e-12
+    kkt = float(np.abs(g[binding] - 0.5).max(initial=0.0))
+    return MaxEntNash(pi, float(-np.sum(pos * np.log(pos))), _exploit(P, pi), S, lam, kkt, steps)
+
+
+def dist_to_maxent_nash(game, policy) -> float:
+    """The L1 distance ‖π − π_maxent‖₁ of a policy (probabilities) to the maximum-entropy Nash."""
+    p = np.asarray(policy, dtype=np.float64)
+    return float(np.abs(p - maxent_nash(game).policy).sum())

@@ -18,6 +18,7 @@ from gamelab.games.io import (
     load_crosstable,
     load_game_file,
     load_matrix,
+    load_named_matrix,
 )
 from gamelab.games.named import (
     GAMES,
@@ -58,6 +59,7 @@ __all__ = [
     "load_crosstable",
     "load_game_file",
     "load_matrix",
+    "load_named_matrix",
     # named
     "GAMES",
     "GameEntry",

@@ -116,6 +116,47 @@ def load_matrix(path) -> np.ndarray:
     return _parse_rows(text, p, sep)
 
 
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def load_named_matrix(path) -> tuple[tuple[str, ...] | None, np.ndarray]:
+    """(names, matrix) of a matrix file whose first row may be a header of names.
+
+    A ``.csv`` file whose first non-blank line holds no number is read as a header (CSV quoting
+    allowed) naming the columns, one name per column, e.g. what ``gamelab nash --votes …
+    --write-matrix`` writes; names are None for a file without one. Otherwise as :func:`load_matrix`.
+    """
+    import csv
+
+    p = _existing_file(path)
+    if p.suffix.lower() != ".csv":
+        return None, load_matrix(p)
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise GameFileError(f"{p}: not a text file ({exc})") from exc
+    lines = text.splitlines()
+    first = next((k for k, line in enumerate(lines) if line.strip()), None)
+    if first is None or lines[first].lstrip().startswith("#"):
+        return None, _parse_rows(text, p, ",")
+    header = next(csv.reader([lines[first]]))
+    if any(_is_number(t.strip()) for t in header):
+        return None, _parse_rows(text, p, ",")
+    names = tuple(t.strip() for t in header)
+    if len(set(names)) != len(names) or not all(names):
+        raise GameFileError(f"{p}: line {first + 1}: a header of names must name every column once")
+    lines[first] = ""  # keep the line numbers of the rows in errors
+    M = _parse_rows("\n".join(lines), p, ",")
+    if M.shape[1] != len(names):
+        raise GameFileError(f"{p}: the header names {len(names)} columns, the rows have {M.shape[1]}")
+    return names, M
+
+
 # ---------------------------------------------------------------------------------------------
 # payoff tables
 
@@ -330,7 +371,7 @@ def load_game_file(path, *, antisymmetrize: bool = False, dtype=None) -> Game:
     """
     if is_crosstable_file(path):
         return load_crosstable(path, antisymmetrize=antisymmetrize, dtype=dtype).game
-    M = load_matrix(path)
+    M = load_named_matrix(path)[1]
     try:
         return make_game(M, dtype=dtype)
     except InvalidGameError as exc:
