@@ -586,6 +586,50 @@ def report(
 
 
 @app.command()
+def rates(
+    results: Path = typer.Argument(..., help="a results folder (written by `gamelab sweep` or `gamelab llm run`)"),
+    metric: Optional[str] = typer.Option(None, help="the metric to fit for every run (default: the duality gap; the "
+                                                    "regularized gap for runs that target the τ-regularized Nash)"),
+    tail: float = typer.Option(0.5, help="fraction of each trace (its end, above rounding level) that is fitted"),
+    csv: Optional[Path] = typer.Option(None, help="also write the table to this CSV file"),
+    plot: Optional[Path] = typer.Option(None, help="also draw each run's curve with its fitted rate (PATH.png/.svg)"),
+    sources: bool = typer.Option(False, help="also print the source of each prediction"),
+):
+    """Rate certificates: each run's last-iterate rate (linear ρ or power-law α, with intervals)
+    fitted over the tail of its trace, what theory predicts for it, and a verdict."""
+    df = load_results_or_fail(results)
+    from gamelab.rates import certify, format_rates
+
+    if not 0 < tail <= 1:
+        fail(f"--tail must be in (0, 1], got {tail}")
+    try:
+        table = certify(df, metric=metric, tail=tail)
+    except ValueError as exc:
+        fail(str(exc))
+    typer.echo(f"last-iterate rates in {results} (fitted on the last {tail:g} of each trace above 1e-12; "
+               "95 % intervals of the least-squares slope)")
+    typer.echo(format_rates(table))
+    counts = table["verdict"].value_counts()
+    typer.echo("verdicts: " + ", ".join(f"{v} {c}" for v, c in counts.items()))
+    if sources:
+        for (algo, cls), src in table.groupby(["algorithm", "class"])["source"].first().items():
+            if src:
+                typer.echo(f"  {algo} on {cls}: {src}")
+    if csv is not None:
+        csv.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(csv, index=False)
+        typer.echo(f"csv: {csv}")
+    if plot is not None:
+        from gamelab import plots
+
+        try:
+            for path in plots.plot_rates(df, table, plot):
+                typer.echo(str(path))
+        except ValueError as exc:
+            fail(str(exc))
+
+
+@app.command()
 def sweep(
     spec: Optional[Path] = typer.Argument(None, help="a TOML sweep spec (see gamelab.sweep); flags below override it"),
     out: Path = typer.Option(..., "--out", help="results folder (re-running the same command resumes it)"),

@@ -476,3 +476,35 @@ def plot_policy_evolution(df, path, run: int | None = None, *, iterate: str = "l
 
 def _isnan(v) -> bool:
     return v is None or (isinstance(v, (float, np.floating)) and math.isnan(v))
+
+
+def plot_rates(df, certificates, path, *, title: str | None = None) -> list[Path]:
+    """Each run's judged metric (thin line) with its fitted rate over the fitted tail (dashed, the
+    same colour: C·ρ^t or C·t^(−α)), one panel per algorithm × game, runs coloured by
+    configuration; ``certificates`` is :func:`gamelab.rates.certify`'s table for ``df``."""
+    _check_table(df)
+    last = df[df["iterate"] == "last"]
+    panels = sorted({(r.algorithm, r.game) for r in certificates.itertuples()})
+    if not panels:
+        raise ValueError("no runs to plot")
+    fig, axes = _grid(len(panels), width=5.2, height=3.8)
+    for ax, (algo, game) in zip(axes, panels):
+        rows = certificates[(certificates["algorithm"] == algo) & (certificates["game"] == game)]
+        for color, r in zip(_colors(len(rows)), rows.itertuples()):
+            run = last[last["run"] == r.run].sort_values("step")
+            t, v = run["step"].to_numpy(np.float64), run[r.metric].to_numpy(np.float64)
+            label = f"run {r.run}: {r.kind}" + (f" ρ={r.value:.4g}" if r.kind == "linear" else
+                                                f" α={r.value:.3g}" if r.kind == "power" else "")
+            ax.plot(t, _floor(v), color=color, lw=1.0, label=label)
+            if r.kind in ("linear", "power"):
+                x = np.linspace(r.start, r.stop, 50)
+                y = r.C * (r.value ** x if r.kind == "linear" else x ** (-r.value))
+                ax.plot(x, y, color=color, lw=2.2, ls="--", alpha=0.8)
+        ax.set_yscale("log")
+        ax.set_title(f"{algo} on {game}: {rows['verdict'].value_counts().idxmax()}", fontsize=9)
+        ax.set_xlabel("step")
+        ax.set_ylabel(METRIC_LABELS.get(rows["metric"].iloc[0], rows["metric"].iloc[0]), fontsize=8)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=6, loc="best")
+    fig.suptitle(title or "fitted last-iterate rates (dashed: the fit over the tail it was fitted on)", fontsize=11)
+    return _save(fig, path)
