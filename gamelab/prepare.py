@@ -26,7 +26,7 @@ from gamelab.algorithms import Algorithm, get_algorithm
 from gamelab.games.core import Game, make_game, make_group_game, symmetrized, validate_matrices
 from gamelab.hosts import shard_runs
 from gamelab.metrics import METRIC_NAMES
-from gamelab.nash import exact_nash
+from gamelab.nash import exact_nash, maxent_nash
 
 MAX_STEPS = 2**31 - 1  # steps and record_every are traced as int32
 
@@ -181,14 +181,29 @@ def pad_logits(logits: np.ndarray | None, size: int) -> np.ndarray | None:
     return np.concatenate([logits, np.full(size - len(logits), -np.inf)])
 
 
+@lru_cache(maxsize=256)
+def _maxent_nash_of(data: bytes, n: int) -> np.ndarray:
+    return maxent_nash(np.frombuffer(data, dtype=np.float64).reshape(n, n)).policy
+
+
+def maxent_nash_policy(P: np.ndarray) -> np.ndarray:
+    """The maximum-entropy Nash policy of a validated matrix (:func:`gamelab.nash.maxent_nash`), solved
+    once per distinct matrix in a process: the target 'maxent_nash', whose ``kl_to_target`` is
+    KL(maximum-entropy Nash ‖ π) — which Nash a last iterate selects, where the Nash is not unique."""
+    P = np.ascontiguousarray(P, dtype=np.float64)
+    return _maxent_nash_of(P.tobytes(), P.shape[0]).copy()
+
+
 def _target(target, P: np.ndarray, solve: bool = True) -> np.ndarray | None:
     """The KL target's log-probabilities (None for none). ``solve=False``: validate the spec but
     skip the LP (and return None) — the run records no ``kl_to_target``."""
     if target is None:
         return None
     if isinstance(target, str):
-        if target not in ("nash", "auto"):
-            raise ValueError(f"target must be 'nash', 'auto', None or a policy, got {target!r}")
+        if target not in ("nash", "auto", "maxent_nash"):
+            raise ValueError(f"target must be 'nash', 'maxent_nash', 'auto', None or a policy, got {target!r}")
+        if target == "maxent_nash":
+            return policy_logits(maxent_nash_policy(P), P.shape[0], name="target") if solve else None
         if target == "auto" and P.shape[0] > defaults.EXACT_NASH_MAX_N:
             return None  # the dense LP's time and memory grow like n^2 and worse: only when asked for
         return policy_logits(nash_policy(P), P.shape[0], name="target") if solve else None

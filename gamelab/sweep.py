@@ -84,7 +84,7 @@ TYPED_KEYS = (  # (key, accepted types, how to say it): checked before any value
     ("feedback", (str,), "'closed', 'exact' or 'sampled'"), ("batch", (int,), "a positive integer"),
     ("optimizer", (str,), "an optimizer's name"), ("policy", (str,), "a policy ('tabular' or 'linear:d=K')"),
     ("init", (str,), "'uniform', 'random' or 'ref'"), ("ref", (str,), "'uniform' or 'random'"),
-    ("dtype", (str,), "'float64' or 'float32'"), ("target", (str, type(None)), "'nash'"),
+    ("dtype", (str,), "'float64' or 'float32'"), ("target", (str, type(None)), "'nash' or 'maxent_nash'"),
     ("metric_tau", (int, float, type(None)), "a positive number"), ("record_policy", (bool,), "true or false"),
     ("antisymmetrize", (bool,), "true or false"), ("pad", (bool,), "true or false"),
 )
@@ -182,8 +182,9 @@ def make_spec(**raw) -> SweepSpec:
     for key, kinds, what in TYPED_KEYS:
         if key in raw and (isinstance(raw[key], bool) is not (kinds == (bool,)) or not isinstance(raw[key], kinds)):
             raise SpecError(f"{key} must be {what}, got {raw[key]!r}")
-    if raw.get("target", "nash") not in ("nash", None):
-        raise SpecError(f"target must be 'nash' (the LP Nash of each game) or absent, got {raw['target']!r}")
+    if raw.get("target", "nash") not in ("nash", "maxent_nash", None):
+        raise SpecError(f"target must be 'nash' (the LP Nash of each game), 'maxent_nash' (its maximum-entropy "
+                        f"Nash: kl_to_target then measures which Nash a run selects) or absent, got {raw['target']!r}")
     if raw.get("metric_tau") is not None and not (math.isfinite(raw["metric_tau"]) and raw["metric_tau"] > 0):
         raise SpecError(f"metric_tau must be a positive number, got {raw['metric_tau']!r}")
     learning = {k: raw[k] for k in LEARNING_KEYS if k in raw}

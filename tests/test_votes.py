@@ -405,3 +405,29 @@ def test_llmfao_crowd_votes(tmp_path):
     N = V.pair_counts(v).N
     assert int(np.count_nonzero(np.triu(N, 1))) == 927  # the README's observed pairs
     np.testing.assert_array_equal(M, V.empirical_matrix(v))
+
+
+def test_maxent_nash_target_in_runs_and_sweeps(tmp_path):
+    """target='maxent_nash': kl_to_target is KL(maximum-entropy Nash ‖ π), the sweep metric of which
+    Nash a run selects. COMAL from S : S' = 0.7 : 0.3 ends at ⅓·(1, 1, 0.7, 0.3), at KL
+    (1/6)·[log(0.5/0.7) + log(0.5/0.3)] from ⅓·(1, 1, ½, ½)."""
+    from gamelab.run import run
+    from gamelab.sweep import SpecError, make_spec, plan, run_chunk
+
+    P = duplicated_rps()
+    r = run("comal", P, steps=3000, record_every=3000, init=SELECTION_INIT, target="maxent_nash",
+            metrics=("exploitability", "kl_to_target"))
+    expected = (np.log(0.5 / 0.7) + np.log(0.5 / 0.3)) / 6
+    assert abs(float(r.final["kl_to_target"]) - expected) < 1e-9
+    game = tmp_path / "duplicated_rps.csv"
+    np.savetxt(game, P, delimiter=",")
+    spec = make_spec(algorithms=["mmd"], games=[str(game)], steps=20000, target="maxent_nash", grid={"eta": [0.2],
+                     "tau": [0.02]}, metrics=["kl_to_target"], init="random", seeds=[0, 1])
+    df = run_chunk(spec, plan(spec)[0])
+    last = df[(df.step == df.step.max()) & (df.iterate == "last")]
+    assert len(last) == 2
+    # both random starts reach the τ = 0.02 regularized Nash, 0.019 (L1) from the maximum-entropy one
+    kl = np.sum(maxent_nash(P).policy * np.log(maxent_nash(P).policy / regularized_nash(P, tau=0.02).policy))
+    np.testing.assert_allclose(last["kl_to_target"], kl, atol=1e-9)
+    with pytest.raises(SpecError, match="maxent_nash"):
+        make_spec(algorithms=["mmd"], games=["rps"], steps=5, target="maxent")
