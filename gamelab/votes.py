@@ -628,3 +628,49 @@ def write_matrix(path, P: np.ndarray, names: Sequence[str]) -> None:
         writer.writerow(names)
         for row in P:
             writer.writerow([repr(float(x)) for x in row])
+
+
+# ------------------------------------------------------------------------------ annotators as groups
+class AnnotatorGroups(NamedTuple):
+    """A mixture of Bradley–Terry models over the annotators (MaxMin-RLHF's groups) found by EM.
+
+    ``rewards`` (G, n) mean-zero group rewards; ``weights`` (G,) the groups' shares of annotators;
+    ``annotators`` the annotator ids in order and ``assignment`` (A,) each one's group;
+    ``votes_per_group`` (G,); ``objective`` the EM objective of the best restart and ``restarts``
+    every restart's."""
+
+    rewards: np.ndarray
+    weights: np.ndarray
+    annotators: tuple
+    assignment: np.ndarray
+    votes_per_group: np.ndarray
+    objective: float
+    restarts: np.ndarray
+
+
+def annotator_groups(votes: Votes, groups: int, *, restarts: int = 5, iterations: int = 30, seed: int = 0,
+                     ridge: float = BT_RIDGE) -> AnnotatorGroups:
+    """Hard EM (:func:`gamelab.feedback.em_mixture`: annotators identified, groups hidden) from
+    ``restarts`` random starts; the restart with the highest classification objective is kept.
+    Ties are half-wins (the EM's labels are probabilities)."""
+    import jax
+
+    from gamelab.feedback import Comparisons, em_mixture
+
+    if votes.annotator is None:
+        raise ValueError("these votes have no annotator column")
+    if isinstance(restarts, bool) or not isinstance(restarts, (int, np.integer)) or restarts < 1:
+        raise ValueError(f"restarts must be an integer ≥ 1, got {restarts!r}")
+    annotators, user = np.unique(votes.annotator, return_inverse=True)
+    data = Comparisons(user.astype(np.int64), votes.left, votes.right, votes.outcome)
+    best, scores = None, []
+    for key in jax.random.split(jax.random.PRNGKey(seed), restarts):
+        res = em_mixture(data, votes.n, groups, users=len(annotators), hard=True, iterations=iterations, key=key,
+                         ridge=ridge)
+        scores.append(float(res.objective[-1]))
+        if best is None or scores[-1] > max(scores[:-1]):
+            best = res
+    assignment = np.asarray(best.assignment)
+    per_vote = assignment[user]
+    return AnnotatorGroups(np.asarray(best.rewards), np.asarray(best.weights), tuple(annotators), assignment,
+                           np.bincount(per_vote, minlength=groups), max(scores), np.array(scores))

@@ -431,3 +431,31 @@ def test_maxent_nash_target_in_runs_and_sweeps(tmp_path):
     np.testing.assert_allclose(last["kl_to_target"], kl, atol=1e-9)
     with pytest.raises(SpecError, match="maxent_nash"):
         make_spec(algorithms=["mmd"], games=["rps"], steps=5, target="maxent")
+
+
+def test_annotator_groups_recover_two_opposed_groups():
+    """Annotators of two hidden groups with opposite Bradley–Terry rewards (ties where the rewards
+    are close): EM over the votes finds the groups, and each group's reward has the sign of its truth."""
+    from gamelab.feedback import cluster_accuracy
+
+    rng = np.random.default_rng(5)
+    r = np.linspace(-1.5, 1.5, 5)
+    names = [f"m{k}" for k in range(5)]
+    left, right, winner, who, truth = [], [], [], [], []
+    for a in range(12):
+        group = a % 2
+        for _ in range(60):
+            i, j = rng.choice(5, 2, replace=False)
+            p = V.bt_matrix(r if group == 0 else -r)[i, j]
+            u = rng.random()
+            left.append(names[i]), right.append(names[j]), who.append(f"annot-{a}")
+            winner.append("tie" if abs(u - p) < 0.05 else ("left" if u < p else "right"))
+        truth.append(group)
+    v = V.make_votes(left, right, winner, annotator=who, names=names)
+    g = V.annotator_groups(v, 2, restarts=3, iterations=10)
+    order = np.argsort([int(x.split("-")[1]) for x in g.annotators])
+    assert cluster_accuracy(g.assignment[order], np.array(truth), 2) == 1.0
+    assert sorted(np.sign(np.corrcoef(np.vstack([g.rewards, r]))[-1, :2]).tolist()) == [-1.0, 1.0]
+    assert g.votes_per_group.sum() == v.size and len(g.restarts) == 3
+    with pytest.raises(ValueError, match="no annotator column"):
+        V.annotator_groups(v._replace(annotator=None), 2)
