@@ -839,6 +839,80 @@ def llm_run(
     typer.echo(f"results: {out} (`gamelab plot {out}`)")
 
 
+def load_language_model(spec: str, dtype: str):
+    """A real model (gamelab.llm.checkpoints) or one error line: bad file, failed download, OS error."""
+    from gamelab.llm.checkpoints import CheckpointError, load_model
+
+    if dtype not in ("float32", "bfloat16"):
+        fail(f"--dtype must be float32 or bfloat16, got {dtype!r}")
+    try:
+        return load_model(spec, dtype=dtype)
+    except (CheckpointError, RuntimeError) as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(os_error(exc))
+
+
+MODEL_HELP = "smollm2-135m (downloaded once into the user cache), a Hugging Face folder or a .gguf file"
+
+
+@llm_app.command("generate")
+def llm_generate(
+    model: str = typer.Option(..., help=MODEL_HELP),
+    prompt: str = typer.Option(..., help="the text to continue"),
+    max_new_tokens: int = typer.Option(defaults.LLM_MAX_NEW_TOKENS, help="at most this many new tokens"),
+    temperature: float = typer.Option(defaults.LLM_TEMPERATURE, help="0: greedy; else sampling at this temperature"),
+    top_p: float = typer.Option(defaults.LLM_TOP_P, help="nucleus sampling: the smallest set of tokens of this probability"),
+    seed: int = typer.Option(defaults.SEED, help="seed of the sampling"),
+    chat: bool = typer.Option(False, help="render the prompt as a user message through the model's chat template"),
+    dtype: str = typer.Option("float32", help="float32 or bfloat16 parameters"),
+):
+    """Print a real model's continuation of a prompt (KV cache; stops at end-of-sequence)."""
+    from gamelab.llm.text import complete
+
+    if max_new_tokens < 1:
+        fail(f"--max-new-tokens must be >= 1, got {max_new_tokens}")
+    if not temperature >= 0 or not 0 < top_p <= 1:
+        fail(f"need --temperature >= 0 and 0 < --top-p (top_p) <= 1, got {temperature}, {top_p}")
+    lm = load_language_model(model, dtype)
+    try:
+        text = complete(lm, [prompt], max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                        seed=seed, chat=chat)[0]
+    except ValueError as exc:
+        fail(str(exc))
+    typer.echo(text)
+
+
+@llm_app.command("score")
+def llm_score(
+    model: str = typer.Option(..., help=MODEL_HELP),
+    text_file: Path = typer.Option(..., help="a UTF-8 text file"),
+    as_json: bool = typer.Option(False, "--json", help='print {"perplexity": …, "tokens": …}'),
+    dtype: str = typer.Option("float32", help="float32 or bfloat16 parameters"),
+):
+    """Perplexity of a real model on a text file (every token after the first, teacher-forced)."""
+    import math
+
+    from gamelab.llm.text import text_logprob
+
+    try:
+        text = text_file.read_text(encoding="utf-8")
+    except OSError as exc:
+        fail(os_error(exc))
+    except UnicodeDecodeError:
+        fail(f"{text_file}: not UTF-8 text")
+    lm = load_language_model(model, dtype)
+    try:
+        total, count = text_logprob(lm, text)
+    except ValueError as exc:
+        fail(f"{text_file}: {exc}")
+    ppl = math.exp(-total / count)
+    if as_json:
+        typer.echo(json.dumps({"perplexity": ppl, "tokens": count, "model": lm.source}))
+    else:
+        typer.echo(f"perplexity {ppl:.4f} over {count} tokens ({lm.source})")
+
+
 def main() -> None:  # pragma: no cover
     app()
 

@@ -32,3 +32,8 @@ VOTE_COLUMNS = {"left": "left", "right": "right", "winner": "winner", "annotator
 VOTE_ESTIMATOR = "empirical"  # ties half a win each side, votes pooled over prompts, unseen pairs ½
 VOTE_RESAMPLE = "votes"  # what a bootstrap of the maximal lottery resamples ('votes' or 'annotators')
 BOOTSTRAP = 1000  # resamples of gamelab.votes.bootstrap_lottery
+
+# real language models (gamelab.llm.decoder and text; `gamelab llm generate`)
+LLM_MAX_NEW_TOKENS = 64
+LLM_TEMPERATURE = 0.0  # greedy decoding
+LLM_TOP_P = 1.0  # no nucleus truncation

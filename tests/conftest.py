@@ -142,6 +142,7 @@ def gamelab_cli(*args) -> subprocess.CompletedProcess:
 # ordering the files by their number of tests instead.) Files not listed follow in their usual order.
 COSTLIEST_FIRST = (
     "test_sampled.py", "test_algorithms.py", "test_llm.py", "test_sharding.py", "test_llm_large.py",
+    "test_llama.py",
     "test_sweep.py", "test_against_reference.py", "test_padding.py", "test_benchmark_scripts.py",
     "test_transformer_experiment.py", "test_notebooks.py", "test_golden.py", "test_plots_report.py",
     "test_recording.py", "test_em.py", "test_cli.py", "test_results_store.py",

@@ -158,7 +158,7 @@ def config_from_hf(cfg: dict, source: str = "config.json") -> DecoderConfig:
     """The DecoderConfig of a Hugging Face ``config.json`` (refused by name if unsupported)."""
     archs = cfg.get("architectures") or []
     family = next((HF_ARCHITECTURES[a] for a in archs if a in HF_ARCHITECTURES), None)
-    if family is None:
+    if family is None and not archs:  # an older config without `architectures`: its model_type
         family = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2"}.get(cfg.get("model_type"))
     if family is None:
         raise CheckpointError(f"{source}: architecture {', '.join(archs) or cfg.get('model_type')!r} is not "

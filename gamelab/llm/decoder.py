@@ -35,6 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from gamelab import defaults
+
 ROPE_KINDS = ("linear", "llama3", "factors")
 INIT_STDDEV = 0.02  # random initialization of a fresh (untrained) decoder, as Llama's initializer_range
 
@@ -376,8 +378,9 @@ class Generation(NamedTuple):
     finished: list  # per prompt: whether an end-of-sequence id was produced
 
 
-def generate(config: DecoderConfig, graph, params, prompts, key, *, max_new_tokens: int, temperature: float = 0.0, top_p: float = 1.0,
-             eos_ids=(), pad_id: int = 0, bucket: int = 16) -> Generation:
+def generate(config: DecoderConfig, graph, params, prompts, key, *, max_new_tokens: int = defaults.LLM_MAX_NEW_TOKENS,
+             temperature: float = defaults.LLM_TEMPERATURE, top_p: float = defaults.LLM_TOP_P, eos_ids=(),
+             pad_id: int = 0, bucket: int = 16) -> Generation:
     """Continue each prompt (a list of token ids) by at most ``max_new_tokens`` tokens with a KV cache:
     greedy at temperature 0, else temperature / top-p sampling with ``key``. A row stops at its first
     end-of-sequence id (kept in its output). Prompts are left-padded to a multiple of ``bucket``."""

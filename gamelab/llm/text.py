@@ -6,6 +6,7 @@ import math
 
 import jax
 
+from gamelab import defaults
 from gamelab.llm.checkpoints import LanguageModel
 from gamelab.llm.decoder import generate, pack, sequence_logprobs
 
@@ -42,8 +43,9 @@ def render_chat(lm: LanguageModel, messages, *, add_generation_prompt: bool = Tr
         eos_token=token(lm.eos_ids[0] if lm.eos_ids else None) or "")
 
 
-def complete(lm: LanguageModel, prompts, *, max_new_tokens: int, temperature: float = 0.0, top_p: float = 1.0,
-             seed: int = 0, chat: bool = False) -> list:
+def complete(lm: LanguageModel, prompts, *, max_new_tokens: int = defaults.LLM_MAX_NEW_TOKENS,
+             temperature: float = defaults.LLM_TEMPERATURE, top_p: float = defaults.LLM_TOP_P,
+             seed: int = defaults.SEED, chat: bool = False) -> list:
     """The continuation text of each prompt (greedy at temperature 0). ``chat``: each prompt is a user
     message rendered through the chat template (which then supplies any BOS)."""
     texts = [render_chat(lm, [{"role": "user", "content": p}]) if chat else p for p in prompts]
