@@ -71,7 +71,8 @@ def text_logprob(lm: LanguageModel, text: str, *, window: int = SCORE_WINDOW):
     total = 0.0
     for start in range(0, len(ids) - 1, window - 1):
         chunk = ids[start:start + window]
-        batch = pack([chunk[:1]], [chunk[1:]], pad_id=lm.pad_id, length=window)
+        width = min(window, max(64, 1 << (len(chunk) - 1).bit_length()))  # a few bucketed widths: few compilations
+        batch = pack([chunk[:1]], [chunk[1:]], pad_id=lm.pad_id, length=width)
         total += float(_scored(lm.graph, lm.params, batch.tokens, batch.mask, batch.response_mask)[0])
     return total, len(ids) - 1
 
