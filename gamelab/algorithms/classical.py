@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from gamelab.algorithms.base import Algorithm, register
-from gamelab.algorithms.mirror import win_rates
 from gamelab.lazy import jax, jnp
 
 
@@ -51,9 +50,14 @@ def regret_policy(regret, mask=None):
     return jnp.log(jnp.where(total > 0, positive / jnp.where(total > 0, total, 1.0), uniform))
 
 
+def regret_vector(game, p):
+    """The instantaneous regret r(p) = Pp − (pᵀPp)·1 of a policy given as probabilities."""
+    g = game.P @ p
+    return g - p @ g
+
+
 def instant_regret(game, logp):
-    g = win_rates(game, logp)
-    return g - jnp.exp(logp) @ g
+    return regret_vector(game, jnp.exp(logp))
 
 
 def rm_step(game, hp, s):

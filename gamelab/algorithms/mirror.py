@@ -120,10 +120,18 @@ def nash_md_step(game, hp, s):
     return RefState(log_softmax(mu + hp.eta * win_rates(game, mu)), s.ref)
 
 
+def prox_logits(anchor, magnet, g, eta, tau):
+    """``(π_a·ρ^{ητ}·exp(η g))^{1/(1+ητ)}`` in log space: the exact KL-proximal step
+    argmax_π ⟨π, g⟩ − τ KL(π‖ρ) − KL(π‖π_a)/η, the regularizer kept whole (not linearized). MMD,
+    ONPO and Nash-MP take it. At ητ = 0 the magnet drops out, even where it is −inf (padding)."""
+    et = eta * tau
+    pulled = jnp.where(et == 0, 0.0, et * magnet)
+    return log_softmax((anchor + pulled + eta * g) / (1.0 + et))
+
+
 def mmd_logits(game, hp, logp, magnet):
     """``(π·ρ^{ητ}·exp(η g))^{1/(1+ητ)}`` in log space."""
-    et = hp.eta * hp.tau
-    return log_softmax((logp + et * magnet + hp.eta * win_rates(game, logp)) / (1.0 + et))
+    return prox_logits(logp, magnet, win_rates(game, logp), hp.eta, hp.tau)
 
 
 def mmd_step(game, hp, s):
