@@ -39,6 +39,9 @@ __all__ = [
     "step_mpo", "step_comal", "fit_bradley_terry", "step_iterative_dpo", "step_iterative_ipo",
     "step_exo",
     "step_fictitious_play", "step_regret_matching", "step_regret_matching_plus", "step_replicator",
+    "step_onpo", "step_nash_mp", "project_simplex", "step_ogda", "step_projected_extragradient",
+    "step_eag", "project_truncated_orthant", "step_predictive_rm_plus", "step_extragradient_rm_plus",
+    "step_smooth_predictive_rm_plus", "step_rm_plus_restarts",
     # driver
     "ALGORITHMS", "simulate",
 ]
@@ -556,6 +559,106 @@ def step_replicator(P, pi, eta):
     return _normalize(pi * np.maximum(1.0 + float(eta) * (g - pi @ g), 0.0))
 
 
+# --- last-iterate methods of issue 18 -------------------------------------------------------
+
+def _prox(anchor, ref, g, eta, tau):
+    """argmax_π ⟨π, g⟩ − τ KL(π‖ref) − KL(π‖anchor)/η ∝ (anchor·ref^{ητ}·exp(η g))^{1/(1+ητ)}."""
+    eta, tau = float(eta), float(tau)
+    c = 1.0 / (1.0 + eta * tau)
+    return _geometric([anchor, ref], [c, eta * tau * c], c * eta * g)
+
+
+def step_onpo(P, pi, hat, ref, eta, tau=0.0):
+    """Optimistic OMD, two sequences: π̂' = prox(π̂, Pπ); π' = prox(π̂', Pπ).  Returns (π', π̂')."""
+    g = P @ pi
+    hat = _prox(hat, ref, g, eta, tau)
+    return _prox(hat, ref, g, eta, tau), hat
+
+
+def step_nash_mp(P, pi, ref, eta, tau):
+    """Mirror prox with the exact KL-prox: π_½ = prox(π, Pπ); π' = prox(π, Pπ_½)."""
+    half = _prox(pi, ref, P @ pi, eta, tau)
+    return _prox(pi, ref, P @ half, eta, tau)
+
+
+def project_simplex(y, support=None):
+    """Euclidean projection onto the simplex by Michelot's (1986) active-set iteration (the engine
+    sorts instead): θ = (Σ_I y − 1)/|I| over the current set I, drop the entries ≤ θ, repeat."""
+    y = np.asarray(y, dtype=np.float64)
+    active = np.ones(y.shape[0], bool) if support is None else np.asarray(support, bool).copy()
+    while True:
+        theta = (y[active].sum() - 1.0) / active.sum()
+        drop = active & (y <= theta)
+        if not drop.any():
+            break
+        active &= ~drop
+    out = np.zeros_like(y)
+    out[active] = y[active] - theta
+    return out
+
+
+def step_ogda(P, x, hat, eta):
+    """x̂' = Π(x̂ + η Px); x' = Π(x̂' + η Px).  Returns (x', x̂')."""
+    g = P @ x
+    hat = project_simplex(hat + float(eta) * g)
+    return project_simplex(hat + float(eta) * g), hat
+
+
+def step_projected_extragradient(P, x, eta):
+    """x_½ = Π(x + η Px); x' = Π(x + η Px_½)."""
+    half = project_simplex(x + float(eta) * (P @ x))
+    return project_simplex(x + float(eta) * (P @ half))
+
+
+def step_eag(P, x, x0, t, eta):
+    """y = x + (x0 − x)/(t + 2); x_½ = Π(y + η Px); x' = Π(y + η Px_½)."""
+    y = x + (x0 - x) / (t + 2.0)
+    half = project_simplex(y + float(eta) * (P @ x))
+    return project_simplex(y + float(eta) * (P @ half))
+
+
+def _regret(P, x):
+    g = P @ x
+    return g - x @ g
+
+
+def project_truncated_orthant(y):
+    """Projection onto {z ≥ 0, Σz ≥ 1}: the positive part if its sum is ≥ 1, else the simplex's."""
+    plus = np.maximum(y, 0.0)
+    return plus if plus.sum() >= 1.0 else project_simplex(y)
+
+
+def step_predictive_rm_plus(P, x, R):
+    """R' = [R + r(x)]⁺; x' ∝ [R' + r(x)]⁺ (uniform if 0).  Returns (x', R')."""
+    r = _regret(P, x)
+    R = np.maximum(R + r, 0.0)
+    return _rm_policy(R + r), R
+
+
+def step_extragradient_rm_plus(P, z, eta):
+    """z_½ = Π_C(z + η r(z/Σz)); z' = Π_C(z + η r(z_½/Σz_½)).  Returns (z_½, z')."""
+    eta = float(eta)
+    half = project_truncated_orthant(z + eta * _regret(P, z / z.sum()))
+    return half, project_truncated_orthant(z + eta * _regret(P, half / half.sum()))
+
+
+def step_smooth_predictive_rm_plus(P, x, hat, eta):
+    """ẑ' = Π_C(ẑ + η r(x)); z' = Π_C(ẑ' + η r(x)).  Returns (z'/Σz', ẑ')."""
+    r = float(eta) * _regret(P, x)
+    hat = project_truncated_orthant(hat + r)
+    z = project_truncated_orthant(hat + r)
+    return z / z.sum(), hat
+
+
+def step_rm_plus_restarts(P, z, k, eta, delta):
+    """An ExRM+ step; if ‖z_½ − z‖ + ‖z' − z_½‖ ≤ δ 2^{−k}: z' ← z'/Σz', k ← k + 1.  Returns (z', k)."""
+    half, new = step_extragradient_rm_plus(P, z, eta)
+    if np.linalg.norm(half - z) + np.linalg.norm(new - half) <= float(delta) * 2.0 ** (-k):
+        new, k = new / new.sum(), k + 1
+    return new, k
+
+
+
 # --------------------------------------------------------------------------------------------
 # generic driver
 # --------------------------------------------------------------------------------------------
@@ -614,6 +717,33 @@ def _rmp(P, pi, R, ref):
     return step_regret_matching_plus(P, pi, R)
 
 
+def _onpo(P, pi, hat, ref, eta, tau):
+    return step_onpo(P, pi, hat, ref, eta, tau)
+
+
+def _ogda(P, x, hat, ref, eta):
+    return step_ogda(P, x, hat, eta)
+
+
+def _eag(P, x, state, ref, eta):
+    x0, t = state
+    return step_eag(P, x, x0, t, eta), (x0, t + 1)
+
+
+def _exrm(P, x, z, ref, eta):
+    _, z = step_extragradient_rm_plus(P, z, eta)
+    return z / z.sum(), z
+
+
+def _sprm(P, x, hat, ref, eta):
+    return step_smooth_predictive_rm_plus(P, x, hat, eta)
+
+
+def _rsrm(P, x, state, ref, eta, delta):
+    z, k = step_rm_plus_restarts(P, state[0], state[1], eta, delta)
+    return z / z.sum(), (z, k)
+
+
 ALGORITHMS: dict[str, Algorithm] = {
     "mwu": Algorithm(_no_state, _stateless(step_mwu, False), ("eta",), {}),
     "omwu": Algorithm(_no_state, _omwu, ("eta",), {}),
@@ -634,6 +764,16 @@ ALGORITHMS: dict[str, Algorithm] = {
     "regret_matching": Algorithm(lambda P, pi0, ref: np.zeros_like(pi0), _rm, (), {}),
     "regret_matching_plus": Algorithm(lambda P, pi0, ref: np.zeros_like(pi0), _rmp, (), {}),
     "replicator": Algorithm(_no_state, _stateless(step_replicator, False), ("eta",), {}),
+    "onpo": Algorithm(lambda P, pi0, ref: pi0.copy(), _onpo, ("eta",), {"tau": 0.0}),
+    "nash_mp": Algorithm(_no_state, _stateless(step_nash_mp, True), ("eta", "tau"), {}),
+    "ogda": Algorithm(lambda P, pi0, ref: pi0.copy(), _ogda, ("eta",), {}),
+    "projected_extragradient": Algorithm(_no_state, _stateless(step_projected_extragradient, False), ("eta",), {}),
+    "eag": Algorithm(lambda P, pi0, ref: (pi0.copy(), 0), _eag, ("eta",), {}),
+    "predictive_rm_plus": Algorithm(lambda P, pi0, ref: np.zeros_like(pi0),
+                                    lambda P, pi, R, ref: step_predictive_rm_plus(P, pi, R), (), {}),
+    "extragradient_rm_plus": Algorithm(lambda P, pi0, ref: pi0.copy(), _exrm, ("eta",), {}),
+    "smooth_predictive_rm_plus": Algorithm(lambda P, pi0, ref: pi0.copy(), _sprm, ("eta",), {}),
+    "rm_plus_restarts": Algorithm(lambda P, pi0, ref: (pi0.copy(), 0), _rsrm, ("eta", "delta"), {}),
 }
 
 

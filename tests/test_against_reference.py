@@ -79,6 +79,14 @@ EXTRA_SETTINGS = {
     "replicator": [dict(eta=4.0)],
     "nash_md_pg": [dict(eta=3.0, tau=0.3, mix=0.5)],
     "maxmin": [dict(eta=0.5, beta=1.0, eta_w=2.0)],
+    "onpo": [dict(eta=0.7, tau=0.3)],
+    "nash_mp": [dict(eta=1.0, tau=0.5)],
+    "ogda": [dict(eta=1.0)],
+    "projected_extragradient": [dict(eta=1.0)],
+    "eag": [dict(eta=1.0)],
+    "extragradient_rm_plus": [dict(eta=1.0)],
+    "smooth_predictive_rm_plus": [dict(eta=1.0)],
+    "rm_plus_restarts": [dict(eta=0.5, delta=0.1)],
 }
 # Values every run of an algorithm uses (the defaults would be too long for a 50-step test).
 FIXED = {
@@ -99,9 +107,11 @@ FIELD_STRATEGY = {
     "inner_tol": st.just(0.0),
     "mix": st.floats(0.0, 1.0),
     "eta_w": st.floats(0.01, 2.0),
+    "delta": st.floats(0.01, 2.0),
 }
 FIELD_STRATEGY_BY_ALGO = {
     ("extragradient", "tau"): st.one_of(st.just(0.0), st.floats(0.01, 1.0)),
+    ("onpo", "tau"): st.one_of(st.just(0.0), st.floats(0.01, 1.0)),
     ("replicator", "eta"): st.floats(0.05, 5.0),
     # π ∝ ref·exp(Pπ/τ) amplifies perturbations by up to ~1/(2τ) per step: keep 50 steps of
     # rounding far below the tolerance.

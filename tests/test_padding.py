@@ -20,7 +20,9 @@ ALGOS = sorted(a for a in REGISTRY if a != "maxmin")  # maxmin needs a multi-gro
 STEPS, EVERY = 60, 7
 # iterative DPO refits a Bradley–Terry reward by Newton's method each step: rounding in the larger
 # linear solve is amplified by its iterations (measured 4e-10 after 50 steps)
-ATOL = {"iterative_dpo": 1e-8}
+# predictive RM+'s last iterate does not converge: it keeps switching supports, and a summation
+# order that differs in the last bit grows to ~3e-12 in 60 steps (measured)
+ATOL = {"iterative_dpo": 1e-8, "predictive_rm_plus": 1e-10}
 
 
 def test_a_padded_matrix_is_a_valid_game_whose_padding_loses_to_everything():
