@@ -1,0 +1,104 @@
+"""A loaded real model as a Policy over a sequence game: the same algorithms, the same driver.
+
+:class:`DecoderPolicy` turns a :class:`~gamelab.llm.checkpoints.LanguageModel` into π_θ(y | x)
+over the V^L responses of a sequence game (:mod:`gamelab.llm.games`): prompt x is a text (token
+ids), a response is L tokens drawn from a fixed list of V allowed token ids (``response_tokens``,
+e.g. the model's tokens for " A", " B", " C"), and
+
+    log π(y | x) = Σ_t log softmax_{allowed}(logits(x, y_<t))[y_t],
+
+the model's next-token distribution renormalized over the allowed tokens, so π is a distribution
+over exactly the V^L sequences the game's class rule scores (its exact Nash gap stays exact). The
+response index is the base-V number of the tokens' positions in the allowed list, as for
+:class:`~gamelab.llm.model.TransformerPolicy`; ``init`` returns the loaded weights (a pretrained
+model is trained, not set: the run starts from, and the losses' reference is, the base model).
+:func:`gamelab.llm.train.train` accepts it as ``policy=``.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gamelab.llm.checkpoints import LanguageModel
+from gamelab.llm.decoder import forward
+from gamelab.llm.model import sequence_index, sequence_tokens
+from gamelab.policies import Policy
+
+
+class DecoderPolicy(Policy):
+    """π_θ(y | x) of a loaded decoder restricted to ``response_tokens`` (see the module doc).
+
+    ``prompts``: one list of token ids per prompt (render text with
+    :func:`gamelab.llm.text.encode` / ``render_chat`` first); ``length``: response tokens L."""
+
+    def __init__(self, lm: LanguageModel, prompts, response_tokens, length: int):
+        allowed = [int(t) for t in response_tokens]
+        if len(allowed) < 2 or len(set(allowed)) != len(allowed):
+            raise ValueError(f"need at least 2 distinct response tokens, got {allowed}")
+        if not all(0 <= t < lm.config.vocab_size for t in allowed):
+            raise ValueError(f"response tokens must be ids below the vocabulary size {lm.config.vocab_size}")
+        if not prompts or any(len(p) == 0 for p in prompts):
+            raise ValueError("need at least one prompt, each of at least one token")
+        if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1:
+            raise ValueError(f"length must be a positive integer, got {length!r}")
+        self.lm, self.graph, self.params0 = lm, lm.graph, lm.params
+        self.vocab, self.length, self.prompts = len(allowed), int(length), len(prompts)
+        self.n = self.vocab ** self.length
+        width = max(len(p) for p in prompts)
+        if width + length > lm.config.max_position:
+            raise ValueError(f"prompt ({width}) + response ({length}) tokens exceed the model's context "
+                             f"({lm.config.max_position})")
+        self.allowed = np.asarray(allowed, np.int32)
+        self.prompt_tokens = np.full((self.prompts, width), lm.pad_id, np.int32)  # left-padded
+        self.prompt_mask = np.zeros((self.prompts, width), bool)
+        for i, p in enumerate(prompts):
+            self.prompt_tokens[i, width - len(p):] = p
+            self.prompt_mask[i, width - len(p):] = True
+        self.config = dict(model=lm.source, family=lm.config.family, vocab=self.vocab, length=self.length,
+                           prompts=self.prompts, response_tokens=allowed)
+
+    def init(self, logp):
+        """The loaded weights, whatever ``logp`` asks (see the module doc)."""
+        return jax.tree.map(jnp.asarray, self.params0)
+
+    def _next_logp(self, params, x, digits):
+        """log π(· | x, y_<t) over the V allowed tokens at every response position: (N, L, V), from
+        prompts ``x`` (N,) and responses as digits (N, L) (the last digit is never read)."""
+        P = self.prompt_tokens.shape[1]
+        tokens = jnp.concatenate([jnp.asarray(self.prompt_tokens)[x], jnp.asarray(self.allowed)[digits]], axis=1)
+        mask = jnp.concatenate([jnp.asarray(self.prompt_mask)[x], jnp.ones(digits.shape, bool)], axis=1)
+        logits = forward(self.graph, params, tokens, mask)[:, P - 1:P - 1 + self.length]
+        restricted = jnp.take(logits, jnp.asarray(self.allowed), axis=-1)
+        dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+        return jax.nn.log_softmax(restricted.astype(dtype), axis=-1)
+
+    def logprob(self, params, y, x=0):
+        """log π(y | x) of response indices ``y`` (any shape); ``x`` a prompt or one per response."""
+        y = jnp.asarray(y)
+        if y.size >= self.n and jnp.ndim(x) == 0:
+            return self.log_probs(params, x)[y]
+        digits = sequence_tokens(y.reshape(-1), self.vocab, self.length)
+        xs = jnp.broadcast_to(jnp.asarray(x), y.shape).reshape(-1)
+        logp = self._next_logp(params, xs, digits)
+        return jnp.sum(jnp.take_along_axis(logp, digits[..., None], axis=-1)[..., 0], axis=-1).reshape(y.shape)
+
+    def log_probs(self, params, x=0):
+        """The full distribution over the V^L responses of prompt ``x`` (one batched pass)."""
+        digits = sequence_tokens(jnp.arange(self.n), self.vocab, self.length)
+        logp = self._next_logp(params, jnp.broadcast_to(jnp.asarray(x), (self.n,)), digits)
+        return jnp.sum(jnp.take_along_axis(logp, digits[..., None], axis=-1)[..., 0], axis=-1)
+
+    def sample(self, params, key, shape=(), x=0, temperature: float = 1.0):
+        """Responses drawn token by token (one pass per position over the prompt and the tokens so far)."""
+        count = int(np.prod(shape, dtype=int))
+        digits = jnp.zeros((count, self.length), jnp.int32)
+        xs = jnp.broadcast_to(jnp.asarray(x), (count,))
+        for t, k in enumerate(jax.random.split(key, self.length)):
+            logp = self._next_logp(params, xs, digits)[:, t]
+            digits = digits.at[:, t].set(jax.random.categorical(k, logp / temperature).astype(jnp.int32))
+        return sequence_index(digits, self.vocab).reshape(shape)
+
+    def __repr__(self):
+        return (f"DecoderPolicy({self.lm.config.family} from {self.lm.source}, V={self.vocab}, L={self.length}, "
+                f"prompts={self.prompts})")
