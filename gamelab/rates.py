@@ -195,6 +195,25 @@ THEORY: dict[tuple[str, str], Prediction] = {
                                                                      "extragradient, linear to the QRE"),
     ("nash_md", "regularized"): Prediction("plateau", math.nan, "Munos et al. 2023 (Nash-MD): π*_τ up to an O(η) bias"),
     ("nash_md_pg", "regularized"): Prediction("plateau", math.nan, "Munos et al. 2023: a biased fixed point"),
+    ("onpo", "unique"): Prediction("linear", math.nan, "ONPO (arXiv 2502.16852) at τ = 0 is optimistic MWU: " + _WEI),
+    ("onpo", "general"): Prediction("asymptotic", math.nan, "optimistic MWU without a unique Nash: no rate (Wei et al. 2021)"),
+    ("onpo", "regularized"): Prediction("linear", math.nan, "Cen, Wei, Chi 2021 (NeurIPS): optimistic/extragradient "
+                                                            "updates on an entropy-regularized game, linear"),
+    ("nash_mp", "regularized"): Prediction("linear", math.nan, "Tiapkin et al. 2025 (Nash-MP, arXiv 2505.19731): "
+                                                               "KL(π*_τ‖π_k) ≤ KL(π*_τ‖π_0)/(1 + ητ)^k for η ≤ 2"),
+    ("ogda", "any"): Prediction("linear", math.nan, _WEI + ": projected OGDA on a bilinear game over polytopes, "
+                                                           "no uniqueness needed"),
+    ("projected_extragradient", "any"): Prediction("linear", math.nan, _WEI + " (its extragradient counterpart)"),
+    ("eag", "any"): Prediction("power", 1.0, "Yoon & Ryu 2021 (ICML), extra-anchored gradient: O(1/k) operator "
+                                             "norm; Cai & Zheng 2023: O(1/T) last-iterate gap with constraints"),
+    ("predictive_rm_plus", "any"): Prediction("none", math.nan, "Cai, Farina et al. 2023 (arXiv 2311.00676): "
+                                                                "predictive RM+ can fail to converge in the last iterate"),
+    ("extragradient_rm_plus", "any"): Prediction("asymptotic", math.nan, "Cai, Farina et al. 2023: asymptotic "
+                                                                         "last-iterate convergence, no rate"),
+    ("smooth_predictive_rm_plus", "any"): Prediction("asymptotic", math.nan, "Cai, Farina et al. 2023: asymptotic "
+                                                                             "last-iterate convergence, no rate"),
+    ("rm_plus_restarts", "any"): Prediction("linear", math.nan, "Cai, Farina et al. 2023: smooth RM+ with restarts, "
+                                                                "linear last-iterate rate"),
     ("fictitious_play", "any"): Prediction("none", math.nan, _AVG),
     ("regret_matching", "any"): Prediction("none", math.nan, _AVG),
     ("regret_matching_plus", "any"): Prediction("none", math.nan, _AVG + "; Cai, Farina et al. 2023 (arXiv 2311.00676): "
