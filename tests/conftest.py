@@ -92,7 +92,11 @@ def interior_nash_games(draw, sizes=(3, 5, 7)):
     scale of the linearized MWU-type dynamics at π*; optimistic methods converge below it.
     """
     n = draw(st.sampled_from(sizes))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    return interior_nash_game(np.random.default_rng(draw(st.integers(0, 2**32 - 1))), n)
+
+
+def interior_nash_game(rng: np.random.Generator, n: int):
+    """One (P, π*, η_max) of :func:`interior_nash_games`, from a numpy Generator."""
     pi = rng.dirichlet(np.full(n, 3.0))
     basis = np.linalg.qr(np.column_stack([pi, rng.normal(size=(n, n - 1))]))[0][:, 1:]
     A = np.zeros((n, n))

@@ -30,8 +30,11 @@ gives, for η ≤ 2,
     KL(π*_β‖π_{k+1}) ≤ KL(π*_β‖π_k) / (1 + ηβ),
 
 so with the default η = 2 (the largest step the bound allows) KL contracts by at least
-1/(1 + 2β) per step = (1 + 2β)^{−N/2} per preference query N = 2k: the paper's constant. The bound
-is a worst case; near π*_β the measured factor is smaller (see tests/test_last_iterate_methods.py).
+1/(1 + 2β) per step = (1 + 2β)^{−N/2} per preference query N = 2k: the paper's constant. That is
+a worst case: near π*_β the map linearizes to δ ← (I + (η/c)M(I + ηM))δ/c on log-ratios δ
+(c = 1 + ηβ, M = P·(diag π* − π*π*ᵀ), whose spectrum is imaginary), so KL, quadratic in δ, falls
+by at most (1 + ηβ)^{−2} per step, the square of the bound; measured on random games: within 4 %
+of the linearized factor and of (1 + 2β)^{−2} at η = 2 (tests/test_last_iterate_methods.py).
 Target ``regularized_nash``.
 """
 from __future__ import annotations
