@@ -419,3 +419,53 @@ def test_algorithms_and_losses_import_nothing_from_the_llm_backend():
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             assert not any(n == "gamelab.llm" or n.startswith("gamelab.llm.") for n in names), path
+
+
+# ---------------------------------------------------------------------------- judges over text
+
+def test_llm_judge_is_symmetrised_and_reads_the_label_logits(decoder_policy):
+    from gamelab.llm.judges import LLMJudge, judged_matrix
+
+    lm, _ = decoder_policy
+    judge = LLMJudge(lm, batch=4)
+    answers = ["AB", "CD", "EFG", "H"]
+    P = judged_matrix(judge, "Q", answers)
+    np.testing.assert_allclose(P + P.T, 1.0, atol=1e-12)
+    assert np.all((P > 0) & (P < 1)) and np.abs(P - 0.5).max() > 1e-3  # a real, non-constant judgement
+    assert judge.prob(["Q"], ["AB"], ["AB"])[0] == pytest.approx(0.5, abs=1e-12)
+    # one order by hand: the chat-rendered question's last logits, renormalized over the labels A and B
+    text = render_chat(lm, [{"role": "user", "content": judge.question.format(prompt="Q", first="AB", second="CD")}])
+    last = logits_of(lm, np.array([encode(lm, text, add_bos=False)]))[0, -1].astype(np.float64)
+    a, b = last[encode(lm, "A")[0]], last[encode(lm, "B")[0]]
+    assert judge.first_preferred(["Q"], ["AB"], ["CD"])[0] == pytest.approx(np.exp(a) / (np.exp(a) + np.exp(b)),
+                                                                            abs=1e-5)
+    with pytest.raises(ValueError, match="single tokens"):
+        LLMJudge(lm, labels=("AB", "C"))
+
+
+def test_cyclic_judge_has_a_known_non_transitive_truth():
+    from gamelab.llm.judges import CyclicLengthJudge, judged_matrix
+    from gamelab.nash import exact_nash
+
+    judge = CyclicLengthJudge(margin=0.4)
+    answers = ["yes", "yes indeed", "yes it is", "no", "not at all"]  # word counts 1, 2, 3, 1, 3 -> classes 1, 2, 0, 1, 0
+    np.testing.assert_array_equal(judge.classes(answers), [1, 2, 0, 1, 0])
+    P = judged_matrix(judge, "Is it?", answers)
+    assert P[2, 0] == pytest.approx(0.9) and P[0, 1] == pytest.approx(0.9) and P[1, 2] == pytest.approx(0.9)
+    assert P[0, 2] == pytest.approx(0.1)  # the cycle: class 0 beats 1 beats 2 beats 0
+    np.testing.assert_allclose(exact_nash(judge.class_matrix()).policy, np.full(3, 1 / 3), atol=1e-9)
+
+
+def test_an_algorithm_trains_the_decoder_against_an_llm_judge(decoder_policy):
+    from gamelab.llm.judges import LLMJudge, judged_game
+    from gamelab.llm.train import train
+
+    lm, pol = decoder_policy
+    texts = pol.response_texts()
+    assert texts[:4] == ["AA", "AB", "AC", "BA"]
+    game = judged_game(LLMJudge(lm), ["Pick two letters."], texts, pol.vocab, pol.length)
+    assert game.C.shape == (1, 9, 9) and np.allclose(game.C[0] + game.C[0].T, 1.0)
+    result = train("inpo", game, steps=10, record_every=5, policy=pol, batch=16, hparams={"lr": 1e-2, "tau": 0.1},
+                   progress=False)
+    gap = result.trace["duality_gap"]
+    assert gap.shape == (3,) and np.all((gap >= 0) & (gap <= 1)) and gap[-1] != gap[0]

@@ -99,6 +99,11 @@ class DecoderPolicy(Policy):
             digits = digits.at[:, t].set(jax.random.categorical(k, logp / temperature).astype(jnp.int32))
         return sequence_index(digits, self.vocab).reshape(shape)
 
+    def response_texts(self) -> list:
+        """The text of every response y = 0 … V^L − 1 (its tokens decoded), what a judge reads."""
+        digits = np.asarray(sequence_tokens(np.arange(self.n), self.vocab, self.length))
+        return [self.lm.tokenizer.decode(self.allowed[d].tolist()) for d in digits]
+
     def __repr__(self):
         return (f"DecoderPolicy({self.lm.config.family} from {self.lm.source}, V={self.vocab}, L={self.length}, "
                 f"prompts={self.prompts})")

@@ -1,0 +1,118 @@
+"""Judges over text: P(y ≻ y′ | x) for batches of (prompt, answer, other answer) — general
+preferences, never a scalar reward by force.
+
+* :class:`LLMJudge` — an instruct model asked which of two answers is better; the probability is
+  read from the logits of the two label tokens (renormalized over them) and symmetrised over the
+  two orders, so that P(a ≻ b) + P(b ≻ a) = 1 exactly and P(a ≻ a) = ½.
+* :class:`CyclicLengthJudge` — a programmatic judge with a known non-transitive ground truth: an
+  answer's class is its word count mod 3, and class c beats class c+1 (mod 3) with probability
+  ½ + margin (rock-paper-scissors over answers); its class-level Nash is uniform over the classes.
+* :func:`judged_matrix` — every pair of an enumerable list of answers judged: a valid preference
+  matrix, the game whose exact Nash gap the engine computes (:func:`judged_game` lifts it to the
+  sequence game of a :class:`~gamelab.llm.policy.DecoderPolicy`'s responses, one class per
+  response, so :func:`gamelab.llm.train.train` runs any algorithm against the judge).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Protocol
+
+import jax
+import numpy as np
+
+from gamelab.llm.checkpoints import LanguageModel
+from gamelab.llm.decoder import forward
+from gamelab.llm.games import SequenceGame
+from gamelab.llm.text import encode, render_chat
+
+JUDGE_QUESTION = ("Question: {prompt}\n\nAnswer A: {first}\n\nAnswer B: {second}\n\n"
+                  "Which answer is better? Reply with the letter A or B only.")
+JUDGE_LABELS = ("A", "B")
+
+
+class PairwiseJudge(Protocol):
+    def prob(self, prompts, answers, others) -> np.ndarray:
+        """P(answers[i] ≻ others[i] | prompts[i]) for every i, float64 (N,)."""
+
+
+_last_logits = jax.jit(lambda graph, params, tokens, mask: forward(graph, params, tokens, mask)[:, -1],
+                       static_argnums=0)
+
+
+class LLMJudge:
+    """An instruct model as a pairwise judge (see the module doc). ``question``: the user message,
+    with ``{prompt}``, ``{first}``, ``{second}``; rendered through the model's chat template when it
+    has one. ``labels``: the two answer letters, each one token (with the model's tokenizer)."""
+
+    def __init__(self, lm: LanguageModel, *, question: str = JUDGE_QUESTION, labels=JUDGE_LABELS, batch: int = 8):
+        ids = [encode(lm, label, add_bos=False) for label in labels]
+        if len(labels) != 2 or any(len(i) != 1 for i in ids) or ids[0] == ids[1]:
+            raise ValueError(f"the judge's labels {labels!r} must be two different single tokens of the model")
+        self.lm, self.question, self.batch = lm, question, int(batch)
+        self.label_ids = np.array([ids[0][0], ids[1][0]])
+
+    def _text(self, prompt, first, second):
+        q = self.question.format(prompt=prompt, first=first, second=second)
+        return render_chat(self.lm, [{"role": "user", "content": q}]) if self.lm.chat_template else q + "\nAnswer:"
+
+    def first_preferred(self, prompts, first, second) -> np.ndarray:
+        """P(label A | the question with ``first`` shown as A), one order only."""
+        rows = [encode(self.lm, self._text(p, a, b), add_bos=None if not self.lm.chat_template else False)
+                for p, a, b in zip(prompts, first, second)]
+        out = []
+        for start in range(0, len(rows), self.batch):
+            chunk = rows[start:start + self.batch]
+            width = max(16, 1 << (max(len(r) for r in chunk) - 1).bit_length())  # bucketed: few compilations
+            tokens = np.full((self.batch, width), self.lm.pad_id, np.int32)
+            mask = np.zeros((self.batch, width), bool)
+            for i, r in enumerate(chunk):
+                tokens[i, width - len(r):], mask[i, width - len(r):] = r, True
+            mask[len(chunk):, -1] = True  # unused rows: one pad token, ignored
+            logits = np.asarray(_last_logits(self.lm.graph, self.lm.params, tokens, mask), np.float64)
+            pair = logits[:len(chunk)][:, self.label_ids]
+            out.append(1.0 / (1.0 + np.exp(pair[:, 1] - pair[:, 0])))
+        return np.concatenate(out)
+
+    def prob(self, prompts, answers, others) -> np.ndarray:
+        """Symmetrised over the two orders: ½·(P(A | a, b) + 1 − P(A | b, a))."""
+        n = len(answers)
+        both = self.first_preferred(list(prompts) * 2, list(answers) + list(others), list(others) + list(answers))
+        return 0.5 * (both[:n] + 1.0 - both[n:])
+
+
+class CyclicLengthJudge(NamedTuple):
+    """Programmatic judge: class = word count mod 3; class c beats c+1 (mod 3) w.p. ½ + margin."""
+
+    margin: float = 0.4
+
+    def classes(self, texts) -> np.ndarray:
+        return np.array([len(t.split()) % 3 for t in texts])
+
+    def class_matrix(self) -> np.ndarray:
+        C = np.full((3, 3), 0.5)
+        for c in range(3):
+            C[c, (c + 1) % 3], C[(c + 1) % 3, c] = 0.5 + self.margin, 0.5 - self.margin
+        return C
+
+    def prob(self, prompts, answers, others) -> np.ndarray:
+        return self.class_matrix()[self.classes(answers), self.classes(others)]
+
+
+def judged_matrix(judge: PairwiseJudge, prompt: str, answers) -> np.ndarray:
+    """P[i, j] = P(answers[i] ≻ answers[j] | prompt) over every pair i < j (one judge call), the
+    rest by P[j, i] = 1 − P[i, j] and P[i, i] = ½: a valid preference matrix."""
+    n = len(answers)
+    i, j = np.triu_indices(n, 1)
+    P = np.full((n, n), 0.5)
+    if len(i):
+        p = np.asarray(judge.prob([prompt] * len(i), [answers[k] for k in i], [answers[k] for k in j]), np.float64)
+        P[i, j], P[j, i] = p, 1.0 - p
+    return P
+
+
+def judged_game(judge: PairwiseJudge, prompts, answers, vocab: int, length: int, spec: str = "judged") -> SequenceGame:
+    """The sequence game of V^L enumerable answers (``answers[y]``: response y's text, the same for
+    every prompt) under ``judge``: one class per response, C[x] = the judged matrix of prompt x."""
+    if len(answers) != vocab ** length:
+        raise ValueError(f"{len(answers)} answers for V^L = {vocab ** length} responses")
+    C = np.stack([judged_matrix(judge, p, answers) for p in prompts])
+    return SequenceGame(vocab, length, np.arange(len(answers)), C, spec)
