@@ -205,6 +205,104 @@ def test_classical_baselines_closed_forms():
     np.testing.assert_allclose(rep, normalize(PI0 * (1 + 1.5 * regret)), atol=1e-15)
 
 
+def test_onpo_closed_form():
+    """Two sequences: π̂_1 = prox(π_0, g_0), π_1 = prox(π̂_1, g_0), prox(a, g) ∝ (a·ref^{ητ}·e^{ηg})^{1/(1+ητ)};
+    at τ = 0 the first step is π_0·exp(2η g_0) (the prediction before any feedback is 0)."""
+    eta, tau = 0.7, 0.3
+    g = COMAL3 @ PI0
+    hat = normalize((PI0 * REF ** (eta * tau) * np.exp(eta * g)) ** (1 / (1 + eta * tau)))
+    p1 = normalize((hat * REF ** (eta * tau) * np.exp(eta * g)) ** (1 / (1 + eta * tau)))
+    r = run("onpo", COMAL3, steps=1, init=PI0, ref=REF, target=None, eta=eta, tau=tau)
+    np.testing.assert_allclose(np.asarray(r.policy), p1, atol=1e-15)
+    np.testing.assert_allclose(np.exp(np.asarray(r.state.hat)), hat, atol=1e-15)
+    np.testing.assert_allclose(one_step("onpo", eta=eta, tau=0.0), normalize(PI0 * np.exp(2 * eta * g)), atol=1e-15)
+
+
+def test_nash_mp_closed_form():
+    eta, tau = 2.0, 0.1
+    c = 1 / (1 + eta * tau)
+
+    def prox(anchor, g):
+        return normalize((anchor * REF ** (eta * tau) * np.exp(eta * g)) ** c)
+
+    half = prox(PI0, COMAL3 @ PI0)
+    np.testing.assert_allclose(one_step("nash_mp", eta=eta, tau=tau), prox(PI0, COMAL3 @ half), atol=1e-15)
+
+
+def test_euclidean_methods_closed_forms():
+    """g_0 = (0.44, 0.62, 0.47); with η = 1/2, π_0 + η g_0 = (0.72, 0.61, 0.435) sums to 1.765, so
+    its projection onto the simplex subtracts θ = 0.255 from each entry (none clips)."""
+    first = np.array([0.465, 0.355, 0.18])
+    # OGDA: x̂_1 = Π(x_0 + η g_0) = first; x_1 = Π(x̂_1 + η g_0) = (0.685, 0.665, 0.415) − 0.255
+    np.testing.assert_allclose(one_step("ogda", eta=0.5), [0.43, 0.41, 0.16], atol=1e-15)
+    # extragradient: x_½ = first; x_1 = Π(x_0 + η P x_½)
+    y = PI0 + 0.5 * COMAL3 @ first
+    expected = y - (y.sum() - 1) / 3
+    assert expected.min() > 0
+    np.testing.assert_allclose(one_step("projected_extragradient", eta=0.5), expected, atol=1e-15)
+    # EAG: the first step has y_0 = x_0 (anchor = x_0), so it is extragradient's; the second pulls
+    # toward x_0 by 1/3: y_1 = x_1 + (x_0 − x_1)/3
+    np.testing.assert_allclose(one_step("eag", eta=0.5), expected, atol=1e-15)
+    x1 = expected
+    y1 = x1 + (PI0 - x1) / 3
+    half = y1 + 0.5 * COMAL3 @ x1
+    half = half - (half.sum() - 1) / 3
+    full = y1 + 0.5 * COMAL3 @ half
+    full = full - (full.sum() - 1) / 3
+    two = run("eag", COMAL3, steps=2, init=PI0, target=None, eta=0.5)
+    np.testing.assert_allclose(np.asarray(two.policy), full, atol=1e-15)
+    # a large step clips to vertices, exactly: x_½ = Π(x_0 + 10 g_0) = Π(4.9, 6.5, 4.9) = (0, 1, 0)
+    # (θ = 5.5); x_1 = Π(x_0 + 10·P e_1) = Π(1.5, 5.3, 9.2) = (0, 0, 1) (θ = 8.2)
+    big = run("projected_extragradient", COMAL3, steps=1, init=PI0, target=None, eta=10.0)
+    np.testing.assert_array_equal(np.asarray(big.policy), [0.0, 0.0, 1.0])
+    assert np.isneginf(np.asarray(big.logp)[:2]).all()
+
+
+def test_simplex_projection_keeps_padding_at_zero():
+    from gamelab.algorithms.euclidean import project_simplex
+    from gamelab.algorithms.regret import project_truncated_orthant
+
+    # sorted responses 0.9, 0.5, −0.2: ρ = 2, θ = (0.9 + 0.5 − 1)/2 = 0.2; the padded 7.0 is ignored
+    x, mask = np.array([0.9, 0.5, -0.2, 7.0]), np.array([1.0, 1.0, 1.0, 0.0])
+    np.testing.assert_allclose(np.asarray(project_simplex(x, mask)), [0.7, 0.3, 0.0, 0.0], atol=1e-15)
+    np.testing.assert_allclose(np.asarray(project_simplex(x)), [0.0, 0.0, 0.0, 1.0], atol=1e-15)
+    # onto {z ≥ 0, ‖z‖₁ ≥ 1}: the positive part when it sums to ≥ 1, else the simplex projection
+    np.testing.assert_allclose(np.asarray(project_truncated_orthant(x, mask)), [0.9, 0.5, 0.0, 0.0], atol=1e-15)
+    np.testing.assert_allclose(np.asarray(project_truncated_orthant(np.array([0.5, 0.1, -1.0]))), [0.7, 0.3, 0.0],
+                               atol=1e-15)
+
+
+def test_regret_matching_variants_closed_forms():
+    """r_0 = g_0 − π_0ᵀg_0 = (−0.06, 0.12, −0.03) (π_0ᵀPπ_0 = ½); with η = 1/2 the smooth variants'
+    z_0 + η r_0 = (0.47, 0.36, 0.185) sums to 1.015 ≥ 1, so Π_C is the positive part."""
+    g = COMAL3 @ PI0
+    r0 = g - PI0 @ g
+    np.testing.assert_allclose(r0, [-0.06, 0.12, -0.03], atol=1e-15)
+    # predictive RM+: R_1 = [r_0]⁺, π_1 ∝ [R_1 + r_0]⁺; π_2 ∝ [R_2 + r_1]⁺ with R_2 = [R_1 + r_1]⁺
+    p1 = normalize(np.maximum(r0, 0) + np.maximum(r0, 0))
+    np.testing.assert_allclose(one_step("predictive_rm_plus"), p1, atol=1e-15)
+    r1 = COMAL3 @ p1 - p1 @ COMAL3 @ p1
+    R2 = np.maximum(np.maximum(r0, 0) + r1, 0)
+    two = run("predictive_rm_plus", COMAL3, steps=2, init=PI0, target=None)
+    np.testing.assert_allclose(np.asarray(two.policy), normalize(np.maximum(R2 + r1, 0)), atol=1e-15)
+    # smooth predictive RM+: ẑ_1 = (0.47, 0.36, 0.185); z_1 = ẑ_1 + η r_0 = (0.44, 0.42, 0.17)
+    np.testing.assert_allclose(one_step("smooth_predictive_rm_plus", eta=0.5), normalize(np.array([0.44, 0.42, 0.17])),
+                               atol=1e-15)
+    # extragradient RM+: z_½ = (0.47, 0.36, 0.185); z_1 = [z_0 + η r(z_½/‖z_½‖₁)]⁺ (sum ≥ 1 here)
+    half = np.array([0.47, 0.36, 0.185])
+    xh = half / half.sum()
+    z1 = PI0 + 0.5 * (COMAL3 @ xh - xh @ COMAL3 @ xh)
+    assert z1.min() > 0 and z1.sum() >= 1
+    np.testing.assert_allclose(one_step("extragradient_rm_plus", eta=0.5), normalize(z1), atol=1e-15)
+    # restarts: the same step; moved = ‖z_½ − z_0‖ + ‖z_1 − z_½‖ ≤ δ restarts at z_1/‖z_1‖₁
+    moved = np.linalg.norm(half - PI0) + np.linalg.norm(z1 - half)
+    for delta, restarted in ((2 * moved, True), (moved / 2, False)):
+        r = run("rm_plus_restarts", COMAL3, steps=1, init=PI0, target=None, eta=0.5, delta=delta)
+        np.testing.assert_allclose(np.asarray(r.policy), normalize(z1), atol=1e-15)
+        np.testing.assert_allclose(np.asarray(r.state.z), normalize(z1) if restarted else z1, atol=1e-15)
+        assert float(r.state.restarts) == float(restarted)
+
+
 def test_replicator_huge_step_sends_mass_to_zero_not_nan():
     r = run("replicator", COMAL3, steps=5, init=PI0, eta=1e3)
     p = np.asarray(r.policy)
