@@ -469,3 +469,19 @@ def test_an_algorithm_trains_the_decoder_against_an_llm_judge(decoder_policy):
                    progress=False)
     gap = result.trace["duality_gap"]
     assert gap.shape == (3,) and np.all((gap >= 0) & (gap <= 1)) and gap[-1] != gap[0]
+
+
+def test_prompts_from_files_render_through_the_chat_template(tmp_path):
+    from gamelab.llm.text import read_prompts
+
+    lm = load_model(GOLDEN / "qwen2")
+    (tmp_path / "p.jsonl").write_text('{"prompt": "HI"}\n\n{"messages": [{"role": "system", "content": "S"}, '
+                                      '{"role": "user", "content": "Q"}]}\n')
+    chats = read_prompts(tmp_path / "p.jsonl")
+    assert [render_chat(lm, c) for c in chats] == ["<user>HI<assistant>", "<system>S<user>Q<assistant>"]
+    (tmp_path / "p.txt").write_text("first prompt\n\n  second  \n")
+    assert read_prompts(tmp_path / "p.txt") == [[{"role": "user", "content": "first prompt"}],
+                                                [{"role": "user", "content": "second"}]]
+    (tmp_path / "bad.jsonl").write_text('{"prompt": "ok"}\n{"text": 3}\n')
+    with pytest.raises(ValueError, match="bad.jsonl:2"):
+        read_prompts(tmp_path / "bad.jsonl")

@@ -2,7 +2,9 @@
 template, greedy / sampled continuation and perplexity."""
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import jax
 
@@ -81,3 +83,33 @@ def perplexity(lm: LanguageModel, text: str, *, window: int = SCORE_WINDOW) -> f
     """exp(−mean log p) over the text's tokens (see :func:`text_logprob`)."""
     total, count = text_logprob(lm, text, window=window)
     return math.exp(-total / count)
+
+
+def read_prompts(path) -> list:
+    """Prompts from a file: ``.jsonl`` — one JSON object a line with ``"prompt"`` (a string) or
+    ``"messages"`` (a chat: [{"role", "content"}, …]); anything else — one prompt a line. Blank
+    lines are skipped. Each prompt is returned as a chat (a list of messages), ready for
+    :func:`render_chat`; ValueError names the line that is neither."""
+    path = Path(path)
+    prompts = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        if path.suffix != ".jsonl":
+            prompts.append([{"role": "user", "content": line.strip()}])
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{number}: not JSON ({exc.msg})") from None
+        if isinstance(row, dict) and isinstance(row.get("prompt"), str):
+            prompts.append([{"role": "user", "content": row["prompt"]}])
+        elif isinstance(row, dict) and isinstance(row.get("messages"), list) and all(
+                isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+                for m in row["messages"]) and row["messages"]:
+            prompts.append(row["messages"])
+        else:
+            raise ValueError(f'{path}:{number}: need {{"prompt": TEXT}} or {{"messages": [{{"role", "content"}}, …]}}')
+    if not prompts:
+        raise ValueError(f"{path}: no prompts")
+    return prompts
