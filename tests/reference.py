@@ -773,7 +773,7 @@ ALGORITHMS: dict[str, Algorithm] = {
                                     lambda P, pi, R, ref: step_predictive_rm_plus(P, pi, R), (), {}),
     "extragradient_rm_plus": Algorithm(lambda P, pi0, ref: pi0.copy(), _exrm, ("eta",), {}),
     "smooth_predictive_rm_plus": Algorithm(lambda P, pi0, ref: pi0.copy(), _sprm, ("eta",), {}),
-    "rm_plus_restarts": Algorithm(lambda P, pi0, ref: (pi0.copy(), 0), _rsrm, ("eta", "delta"), {}),
+    "rm_plus_restarts": Algorithm(lambda P, pi0, ref: (pi0.copy(), 0), _rsrm, ("eta",), {"delta": 1.0}),
 }
 
 
