@@ -319,7 +319,7 @@ def nash_bounds(game) -> NashBounds:
                           bounds=[(0, None)] * n, method="highs", options=opts)
             if res.status != 0:
                 raise RuntimeError(f"Nash-set LP failed: {res.message}")
-            out[i] = min(max(res.x[i], 0.0), 1.0)
+            out[i] = min(max(res.x[i], 0.0), 1.0) + 0.0  # + 0.0: no negative zero
     return NashBounds(low, high)
 
 

@@ -422,11 +422,14 @@ class HeldOut(NamedTuple):
     accuracy: dict
     votes: np.ndarray  # (folds,) held-out votes per fold
 
-    def summary(self) -> dict:
+    def summary(self, base: str | None = None) -> dict:
         """Per model: mean and standard error (over folds) of the per-vote log-likelihood and accuracy,
-        and for every model but the first the paired difference to it."""
+        and for every other model the paired (same folds) difference to ``base`` (default: the first,
+        'bt'; 'gpm0' compares every rank at one ridge)."""
         out = {}
-        base = self.models[0]
+        base = self.models[0] if base is None else base
+        if base not in self.models:
+            raise ValueError(f"base must be one of {', '.join(self.models)}, got {base!r}")
         for m in self.models:
             ll, acc = np.asarray(self.log_likelihood[m]), np.asarray(self.accuracy[m])
             se = lambda a: float(np.std(a, ddof=1) / np.sqrt(a.size))

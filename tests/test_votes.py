@@ -175,6 +175,10 @@ def test_gpm_recovers_a_cyclic_model_and_beats_bt():
     h = V.held_out(v, by="pair", splits=5, ranks=(0, 1))
     s = h.summary()
     assert s["gpm1"]["minus_bt"] > 5 * s["gpm1"]["minus_bt_se"] > 0  # measurably intransitive
+    same_ridge = h.summary("gpm0")["gpm1"]  # against BT fitted with the GPM's own ridge
+    assert same_ridge["minus_gpm0"] > 5 * same_ridge["minus_gpm0_se"] > 0
+    with pytest.raises(ValueError, match="base must be one of"):
+        h.summary("gpm7")
     best, means = V.select_rank(v, ranks=(0, 1, 2), splits=5)
     assert best in (1, 2) and means[1] > means[0]
 
