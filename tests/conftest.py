@@ -149,7 +149,7 @@ COSTLIEST_FIRST = (
     "test_llama.py",
     "test_sweep.py", "test_against_reference.py", "test_padding.py", "test_benchmark_scripts.py",
     "test_transformer_experiment.py", "test_notebooks.py", "test_golden.py", "test_plots_report.py",
-    "test_recording.py", "test_em.py", "test_cli.py", "test_results_store.py",
+    "test_recording.py", "test_votes.py", "test_em.py", "test_cli.py", "test_results_store.py",
 )
 
 
