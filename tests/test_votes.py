@@ -463,3 +463,32 @@ def test_annotator_groups_recover_two_opposed_groups():
     assert g.votes_per_group.sum() == v.size and len(g.restarts) == 3
     with pytest.raises(ValueError, match="no annotator column"):
         V.annotator_groups(v._replace(annotator=None), 2)
+
+
+NOTEBOOK_SMALL = """
+RESAMPLES = 40
+SPLITS = 3
+RANKS = (0, 1)
+STEPS = 300
+ALGORITHMS = ["omwu", "inpo"]
+"""
+
+
+def test_llmfao_notebook(tmp_path):
+    """notebooks/llmfao_votes.ipynb executes on the real votes with small settings (the suite's
+    notebook runner, tests/test_notebooks.py) and shows what it promises."""
+    if not (LLMFAO / "crowd-comparisons.csv").is_file():
+        pytest.skip(f"the LLMFAO votes are not at {LLMFAO}")
+    pytest.importorskip("nbclient", reason="notebook tests need nbclient (pip install -e '.[dev]')")
+    pytest.importorskip("ipykernel", reason="notebook tests need ipykernel (pip install -e '.[dev]')")
+    from test_notebooks import execute, images, text_of
+
+    nb = execute("llmfao_votes.ipynb", NOTEBOOK_SMALL, tmp_path)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors, [f"{e.ename}: {e.evalue}" for e in errors]
+    assert "8931 votes over 59 models" in text_of(nb, "load_votes") and "Nash unique: False" in text_of(nb, "load_votes")
+    assert "40 resamples" in text_of(nb, "bootstrap_lottery") and "in_support" in text_of(nb, "bootstrap_lottery")
+    assert images(nb, "hlines") == 1
+    assert "gpm1" in text_of(nb, "held_out") and "minus_gpm0" in text_of(nb, "held_out")
+    algorithms = text_of(nb, "target=\"maxent_nash\"")
+    assert "omwu" in algorithms and "inpo" in algorithms and "KL(maxent || last)" in algorithms
