@@ -485,3 +485,39 @@ def test_prompts_from_files_render_through_the_chat_template(tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"prompt": "ok"}\n{"text": 3}\n')
     with pytest.raises(ValueError, match="bad.jsonl:2"):
         read_prompts(tmp_path / "bad.jsonl")
+
+
+def test_lora_adapters_start_at_the_base_model_and_only_they_learn():
+    from gamelab.llm.decoder import LoraConfig
+    from gamelab.llm.games import sequence_game
+    from gamelab.llm.policy import DecoderPolicy
+    from gamelab.llm.train import train
+
+    lm = load_model(GOLDEN / "llama")
+    lora = LoraConfig(rank=2, alpha=4.0, targets=("q", "v", "down"))
+    pol = DecoderPolicy(lm, [encode(lm, "AB")], [encode(lm, c)[0] for c in "ABC"], 2, lora=lora)
+    plain = DecoderPolicy(lm, [encode(lm, "AB")], [encode(lm, c)[0] for c in "ABC"], 2)
+    params = pol.init(None)
+    assert np.asarray(params["lora"]["down"]["a"]).shape == (2, 48, 2)
+    np.testing.assert_array_equal(np.asarray(pol.log_probs(params)), np.asarray(plain.log_probs(plain.init(None))))
+    game = sequence_game(vocab=3, length=2)
+    game = game._replace(C=np.array([[[.5, .9, .9], [.1, .5, .5], [.1, .5, .5]]]), spec="class 0 dominant")
+    result = train("dpo", game, steps=20, record_every=10, policy=pol, batch=32, hparams={"lr": 1e-1},
+                   progress=False)
+    gap = result.trace["duality_gap"]
+    print(f"DPO with LoRA rank 2: duality gap {gap.round(4).tolist()}")
+    assert gap[0] > 0.5 and gap[-1] < 0.05  # learnt through the adapters alone
+    with pytest.raises(ValueError, match="not a layer projection"):
+        DecoderPolicy(lm, [encode(lm, "AB")], [1, 2], 1, lora=LoraConfig(targets=("embed",)))
+
+
+def test_lora_gradients_leave_the_base_untouched():
+    from gamelab.llm.decoder import LoraConfig
+    from gamelab.llm.policy import DecoderPolicy
+
+    lm = load_model(GOLDEN / "qwen2")
+    pol = DecoderPolicy(lm, [encode(lm, "AB")], [encode(lm, c)[0] for c in "ABC"], 2, lora=LoraConfig(rank=2))
+    params = pol.init(None)
+    grads = jax.grad(lambda p: pol.logprob(p, np.array([1, 5]), 0).sum())(params)
+    assert all(not np.asarray(g).any() for g in jax.tree.leaves(grads["base"]))
+    assert np.asarray(grads["lora"]["q"]["b"]).any()  # B starts at zero, its gradient does not

@@ -258,6 +258,45 @@ def abstract_decoder(config: DecoderConfig, *, dtype=jnp.float32):
     return nnx.split(nnx.eval_shape(lambda: Decoder(config, dtype=jnp.dtype(dtype), rngs=nnx.Rngs(0))))
 
 
+class LoraConfig(NamedTuple):
+    """Low-rank adapters on the layers' projections: kernel W + (alpha / rank)·A·B, with A (in, rank)
+    drawn N(0, 1/in) and B (rank, out) zero, so a fresh adapter leaves the model unchanged.
+    ``targets``: which projections of each layer (q, k, v, o, gate, up, down)."""
+
+    rank: int = 8
+    alpha: float = 16.0
+    targets: tuple = ("q", "v")
+
+
+def init_lora(params, lora: LoraConfig, key) -> dict:
+    """Adapter parameters {target: {"a": (layers, in, rank), "b": (layers, rank, out)}} for ``params``."""
+    if isinstance(lora.rank, bool) or not isinstance(lora.rank, (int, np.integer)) or lora.rank < 1:
+        raise ValueError(f"LoRA rank must be a positive integer, got {lora.rank!r}")
+    out = {}
+    for target, k in zip(lora.targets, jax.random.split(key, len(lora.targets))):
+        if target not in ("q", "k", "v", "o", "gate", "up", "down"):
+            raise ValueError(f"LoRA target {target!r} is not a layer projection (q, k, v, o, gate, up, down)")
+        kernel = params["layers"][target]["kernel"][...]
+        layers, n_in, n_out = kernel.shape
+        a = jax.random.normal(k, (layers, n_in, lora.rank), jnp.float32) / math.sqrt(n_in)
+        out[target] = {"a": a.astype(kernel.dtype), "b": jnp.zeros((layers, lora.rank, n_out), kernel.dtype)}
+    return out
+
+
+def with_lora(params, adapters: dict, lora: LoraConfig):
+    """``params`` with each adapted kernel replaced by W + (alpha / rank)·A·B (pure; a new state)."""
+    scale = lora.alpha / lora.rank
+
+    def merge(path, w):
+        keys = [getattr(k, "key", None) for k in path]
+        if keys[0] == "layers" and keys[1] in adapters and keys[2] == "kernel":
+            ad = adapters[keys[1]]
+            return w + (scale * jnp.einsum("lir,lro->lio", ad["a"], ad["b"])).astype(w.dtype)
+        return w
+
+    return jax.tree_util.tree_map_with_path(merge, params)
+
+
 def positions_of(mask):
     """Positions (B, T) counted over the real tokens of a padded batch (padding: the next real
     token's position, irrelevant since padding keys are masked)."""

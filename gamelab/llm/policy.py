@@ -13,6 +13,10 @@ response index is the base-V number of the tokens' positions in the allowed list
 :class:`~gamelab.llm.model.TransformerPolicy`; ``init`` returns the loaded weights (a pretrained
 model is trained, not set: the run starts from, and the losses' reference is, the base model).
 :func:`gamelab.llm.train.train` accepts it as ``policy=``.
+
+``lora=LoraConfig(...)``: the parameters are ``{"base": …, "lora": …}``; only the low-rank adapters
+learn (the base enters under ``stop_gradient``: no weight gradients are computed for it, and its
+update is exactly zero), and a fresh adapter is exactly the base model.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gamelab.llm.checkpoints import LanguageModel
-from gamelab.llm.decoder import forward
+from gamelab.llm.decoder import LoraConfig, forward, init_lora, with_lora
 from gamelab.llm.model import sequence_index, sequence_tokens
 from gamelab.policies import Policy
 
@@ -32,7 +36,8 @@ class DecoderPolicy(Policy):
     ``prompts``: one list of token ids per prompt (render text with
     :func:`gamelab.llm.text.encode` / ``render_chat`` first); ``length``: response tokens L."""
 
-    def __init__(self, lm: LanguageModel, prompts, response_tokens, length: int):
+    def __init__(self, lm: LanguageModel, prompts, response_tokens, length: int, *, lora: LoraConfig | None = None,
+                 seed: int = 0):
         allowed = [int(t) for t in response_tokens]
         if len(allowed) < 2 or len(set(allowed)) != len(allowed):
             raise ValueError(f"need at least 2 distinct response tokens, got {allowed}")
@@ -42,7 +47,9 @@ class DecoderPolicy(Policy):
             raise ValueError("need at least one prompt, each of at least one token")
         if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1:
             raise ValueError(f"length must be a positive integer, got {length!r}")
-        self.lm, self.graph, self.params0 = lm, lm.graph, lm.params
+        self.lm, self.graph, self.lora = lm, lm.graph, lora
+        self.params0 = lm.params if lora is None else {"base": lm.params,
+                                                       "lora": init_lora(lm.params, lora, jax.random.key(seed))}
         self.vocab, self.length, self.prompts = len(allowed), int(length), len(prompts)
         self.n = self.vocab ** self.length
         width = max(len(p) for p in prompts)
@@ -56,15 +63,23 @@ class DecoderPolicy(Policy):
             self.prompt_tokens[i, width - len(p):] = p
             self.prompt_mask[i, width - len(p):] = True
         self.config = dict(model=lm.source, family=lm.config.family, vocab=self.vocab, length=self.length,
-                           prompts=self.prompts, response_tokens=allowed)
+                           prompts=self.prompts, response_tokens=allowed,
+                           lora=None if lora is None else lora._asdict())
 
     def init(self, logp):
         """The loaded weights, whatever ``logp`` asks (see the module doc)."""
         return jax.tree.map(jnp.asarray, self.params0)
 
+    def model_params(self, params):
+        """The decoder's weights of policy parameters (the base with its adapters merged, under LoRA)."""
+        if self.lora is None:
+            return params
+        return with_lora(jax.lax.stop_gradient(params["base"]), params["lora"], self.lora)
+
     def _next_logp(self, params, x, digits):
         """log π(· | x, y_<t) over the V allowed tokens at every response position: (N, L, V), from
         prompts ``x`` (N,) and responses as digits (N, L) (the last digit is never read)."""
+        params = self.model_params(params)
         P = self.prompt_tokens.shape[1]
         tokens = jnp.concatenate([jnp.asarray(self.prompt_tokens)[x], jnp.asarray(self.allowed)[digits]], axis=1)
         mask = jnp.concatenate([jnp.asarray(self.prompt_mask)[x], jnp.ones(digits.shape, bool)], axis=1)
