@@ -349,7 +349,8 @@ def run(
     init: Optional[str] = typer.Option(None, help="initial policy: uniform (default), random, or weights 'w1,w2,...'"),
     ref: Optional[str] = typer.Option(None, help="reference policy: uniform (default), random, or weights"),
     seed: int = typer.Option(defaults.SEED, help="seed for random init/ref and for sampled feedback"),
-    target: str = typer.Option("auto", help="KL target of kl_to_target: nash (solve the LP), none, or auto (nash up "
+    target: str = typer.Option("auto", help="KL target of kl_to_target: nash (solve the LP), maxent_nash (the "
+                               "maximum-entropy Nash: which Nash a run selects), none, or auto (nash up "
                                f"to {defaults.EXACT_NASH_MAX_N} responses: the dense LP grows too slow beyond)"),
     feedback: str = typer.Option("closed", help="closed (the tabular closed-form update), exact (the loss on all "
                                  "pairs, minimized by the optimizer) or sampled (the loss on --batch sampled pairs)"),

@@ -44,7 +44,9 @@ LEFT, RIGHT, WINNER, ANNOTATOR, PROMPT = (defaults.VOTE_COLUMNS[k] for k in ("le
 OUTCOMES = {"left": 1.0, "right": 0.0, "tie": 0.5}  # winner → the left item's share of the vote
 ESTIMATORS = ("empirical", "bt", "gpm")
 BT_RIDGE = 1e-2  # ridge/2·‖r‖² on the Bradley–Terry reward (pairs counted in both orders)
-GPM_RIDGE = 3.0  # ridge/2·(‖r‖² + ‖U‖² + ‖V‖²) of the GPM; beat 1 held out on LLMFAO (README) but for GPT-4 at rank ≤ 1
+# ridge/2·(‖r‖² + ‖U‖² + ‖V‖²) of the GPM: 3 beat 1 held out on the LLMFAO votes (README), GPT-4's at ranks 0–1
+# excepted
+GPM_RIDGE = 3.0
 GPM_RANKS = (0, 1, 2, 3, 4, 6)  # ranks select_rank tries (0 = Bradley–Terry, fitted as a GPM)
 SPLITS = 5  # folds of held_out / select_rank
 SUPPORT_TOL = 1e-9  # a probability above this is in the support
@@ -485,7 +487,8 @@ def select_rank(votes: Votes, *, ranks: Sequence[int] = GPM_RANKS, by: str = "vo
     return max(means, key=means.get), means
 
 
-def estimate(votes: Votes, estimator: str = defaults.VOTE_ESTIMATOR, *, rank: int | None = None, seed: int = 0) -> np.ndarray:
+def estimate(votes: Votes, estimator: str = defaults.VOTE_ESTIMATOR, *, rank: int | None = None,
+             seed: int = 0) -> np.ndarray:
     """The preference matrix of the votes by ``estimator`` ∈ :data:`ESTIMATORS`; for 'gpm' the rank
     is chosen by :func:`select_rank` unless given."""
     if estimator == "empirical":
