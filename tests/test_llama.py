@@ -521,3 +521,18 @@ def test_lora_gradients_leave_the_base_untouched():
     grads = jax.grad(lambda p: pol.logprob(p, np.array([1, 5]), 0).sum())(params)
     assert all(not np.asarray(g).any() for g in jax.tree.leaves(grads["base"]))
     assert np.asarray(grads["lora"]["q"]["b"]).any()  # B starts at zero, its gradient does not
+
+
+def test_real_model_benchmark_script_runs(tmp_path):
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "llm_real.py"
+    cmd = [sys.executable, str(script), "--model", str(GOLDEN / "llama"), "--batch", "2", "--tokens", "16",
+           "--new-tokens", "4", "--only", "score,train-lora", "--json", str(tmp_path / "r.json")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads((tmp_path / "r.json").read_text())["rows"]
+    assert [r["part"] for r in rows] == ["score", "train-lora"]
+    assert rows[0]["score_tokens_per_s"] > 0 and rows[1]["step_s"] > 0 and rows[1]["peak_rss_gib"] > 0
+    assert 0 < rows[1]["trainable_params"] < 17_000  # adapters only: far fewer than the model's weights
