@@ -536,3 +536,25 @@ def test_real_model_benchmark_script_runs(tmp_path):
     assert [r["part"] for r in rows] == ["score", "train-lora"]
     assert rows[0]["score_tokens_per_s"] > 0 and rows[1]["step_s"] > 0 and rows[1]["peak_rss_gib"] > 0
     assert 0 < rows[1]["trainable_params"] < 17_000  # adapters only: far fewer than the model's weights
+
+
+def test_empirical_game_gap_of_a_pool_under_a_cyclic_judge():
+    from gamelab.llm.empirical import empirical_game
+    from gamelab.llm.judges import CyclicLengthJudge
+
+    prompts = ["p1", "p2", "p3"]
+    rock = [["a b c", "d e f"]] * 3  # 3 words: class 0, always
+    paper = [["a", "b"]] * 3  # class 1
+    mixed = [["a b c", "a", "a b"]] * 3  # one answer of each class: the class-level Nash
+    eg = empirical_game(CyclicLengthJudge(0.4), prompts, {"rock": rock, "paper": paper, "mixed": mixed},
+                        bootstrap=200, seed=1)
+    # rock (class 0) is beaten by class 2 (in mixed's answers) w.p. 0.9; paper by rock w.p. 0.9
+    np.testing.assert_allclose(eg.exploitability, [0.4, 0.4, 0.0], atol=1e-12)
+    assert eg.lo[0] < 0.4 <= eg.hi[0]  # resamples that drop mixed's class-2 answer exploit rock less
+    assert eg.lo[1] == eg.hi[1] == pytest.approx(0.4)  # rock's answers are always class 0: no spread
+    assert 0 < eg.lo[2] < eg.hi[2]  # resampled, mixed's answers are no longer uniform: a max is biased up at 0
+    assert eg.nash_weight.sum() == pytest.approx(1.0) and eg.nash_weight[2] > 0
+    assert eg.win_rate[0, 1] == pytest.approx(0.9) and eg.win_rate[1, 0] == pytest.approx(0.1)
+    np.testing.assert_allclose(eg.win_rate + eg.win_rate.T, 1.0, atol=1e-12)
+    with pytest.raises(ValueError, match="policy 'rock'"):
+        empirical_game(CyclicLengthJudge(), prompts, {"rock": rock[:2]})
