@@ -13,6 +13,7 @@ EXACT_NASH_MAX_N = 1000  # target 'auto': the LP Nash (for kl_to_target) up to t
 SWEEP_RECORDS = 100  # a sweep records every max(1, steps // SWEEP_RECORDS) steps unless told
 SWEEP_CHUNK_SIZE = 256  # runs per results file
 SWEEP_CONFIRM_RUNS = 1_000_000  # `gamelab sweep` asks (or wants --yes) above this many runs
+SWEEP_MAX_GAMES = 1_000_000  # a sweep's games (ranges expanded): more is refused before they are listed
 
 # parametric policies (feedback 'exact' or 'sampled')
 BATCH = 256  # sampled pairs per step

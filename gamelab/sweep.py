@@ -137,15 +137,31 @@ class SweepSpec:
         return hashlib.sha256(json.dumps(self.canonical(), sort_keys=True).encode()).hexdigest()[:16]
 
 
+RANGE = re.compile(r"(\w+)=(-?\d+)\.\.(-?\d+)")
+
+
+def _ranges(spec: str) -> list[tuple[int, int]]:
+    """The (lo, hi) of every 'key=lo..hi' range of a game spec; an empty one is refused."""
+    found = [(int(m.group(2)), int(m.group(3))) for m in RANGE.finditer(spec)]
+    for lo, hi in found:
+        if hi < lo:
+            raise SpecError(f"game {spec!r}: empty range {lo}..{hi}")
+    return found
+
+
 def _expand_ranges(spec: str) -> list[str]:
-    """'random:n=10,seed=0..3' -> four specs; a spec without 'a..b' is returned as is."""
-    m = re.search(r"(\w+)=(-?\d+)\.\.(-?\d+)", spec)
-    if not m:
+    """'random:n=10,seed=0..3' -> four specs (several ranges: their product, the first one
+    slowest); a spec without 'a..b' is returned as is."""
+    ranges = _ranges(spec)
+    if not ranges:
         return [spec]
-    lo, hi = int(m.group(2)), int(m.group(3))
-    if hi < lo:
-        raise SpecError(f"game {spec!r}: empty range {lo}..{hi}")
-    return [s for v in range(lo, hi + 1) for s in _expand_ranges(spec[: m.start(2)] + str(v) + spec[m.end(3):])]
+    template = RANGE.sub(lambda m: m.group(1) + "={}", spec.replace("{", "{{").replace("}", "}}"))
+    return [template.format(*values) for values in itertools.product(*(range(lo, hi + 1) for lo, hi in ranges))]
+
+
+def _count_games(specs) -> int:
+    """How many games the specs expand to, without listing them."""
+    return sum(math.prod(hi - lo + 1 for lo, hi in _ranges(s)) for s in specs)
 
 
 def _list(value, key, kind=None):
@@ -175,7 +191,12 @@ def make_spec(**raw) -> SweepSpec:
             raise SpecError(str(exc)) from None
     if len(set(algorithms)) != len(algorithms):
         raise SpecError("algorithms lists a name twice")
-    games = tuple(g for spec in _list(raw["games"], "games", str) for g in _expand_ranges(spec))
+    game_specs = _list(raw["games"], "games", str)
+    count = _count_games(game_specs)
+    if count > defaults.SWEEP_MAX_GAMES:  # before 10^7 strings are listed and checked (minutes, gigabytes)
+        raise SpecError(f"games expand to {count:,} games; a sweep takes at most {defaults.SWEEP_MAX_GAMES:,} "
+                        "(split the ranges over several sweeps)")
+    games = tuple(g for spec in game_specs for g in _expand_ranges(spec))
     if len(set(games)) != len(games):
         repeated = sorted(g for g, count in Counter(games).items() if count > 1)
         raise SpecError(f"games lists {', '.join(map(repr, repeated[:3]))} more than once")

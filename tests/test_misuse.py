@@ -178,6 +178,24 @@ def test_planning_a_large_range_does_not_build_every_game(monkeypatch):
     assert len(set(built)) <= 2, built[:5]
 
 
+def test_a_range_of_too_many_games_is_refused_before_it_is_listed():
+    """10^7 games: refused at once with the count (listing and checking them took two minutes)."""
+    import time
+
+    from gamelab import defaults
+    from gamelab.sweep import SpecError, make_spec
+
+    started = time.perf_counter()
+    with pytest.raises(SpecError, match=f"expand to 10,000,001 games; a sweep takes at most "
+                                        f"{defaults.SWEEP_MAX_GAMES:,}"):
+        make_spec(algorithms=["mwu"], games=["rps", "random:n=3,seed=0..9999999"], steps=10)
+    assert time.perf_counter() - started < 1.0
+    assert make_spec(algorithms=["mwu"], games=["random:n=3..4,seed=7..8"], steps=10).games == (
+        "random:n=3,seed=7", "random:n=3,seed=8", "random:n=4,seed=7", "random:n=4,seed=8")
+    with pytest.raises(SpecError, match="empty range 5..4"):
+        make_spec(algorithms=["mwu"], games=["random:n=3,seed=5..4"], steps=10)
+
+
 def test_a_run_shown_with_progress_has_the_same_trace_bit_for_bit(capfd):
     """The progress bar cuts the run into calls of the driver from its carry: nothing changes."""
     import numpy as np
