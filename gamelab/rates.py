@@ -38,12 +38,14 @@ TAIL = 0.5  # the fraction of the usable trace that is fitted (its end)
 MIN_POINTS = 4  # fewer usable points than this: nothing is fitted
 LEVEL = 0.95  # of the slope intervals
 
-KINDS = ("linear", "power", "none", "solved", "too_short")
+KINDS = ("linear", "power", "none", "fast", "solved", "too_short")
+POWER_TOLERANCE = 0.05  # a power law within 5 % of the promised exponent is as promised (finite-T fits)
 
 
 class RateFit(NamedTuple):
     """A fitted rate: ``kind`` is ``linear`` (``value`` = ρ per step), ``power`` (``value`` = α),
-    ``none`` (not converging: ``value`` = the linear slope's ρ, ≥ 1 within its interval), ``solved``
+    ``none`` (not converging: ``value`` = the linear slope's ρ, ≥ 1 within its interval), ``fast``
+    (it reached the floor before enough points above it were recorded to fit a rate), ``solved``
     (at the floor from the start) or ``too_short``. ``lo``/``hi``: the interval of ``value``; ``C``:
     the fitted constant; ``start``/``stop``: the steps of the fitted tail; ``floor_step``: the first
     recorded step at or below the floor (NaN if none); ``rss_linear``/``rss_power``: residual sums
@@ -111,7 +113,8 @@ def fit_rate(steps, values, *, floor: float = FLOOR, tail: float = TAIL, min_poi
     end = at_floor[0] if len(at_floor) else len(v)  # the trace before it reached rounding level
     usable = np.flatnonzero((t[:end] > 0) & (v[:end] > floor))
     if len(usable) < min_points:
-        return RateFit("too_short", nan, nan, nan, nan, nan, nan, int(len(usable)), floor_step, nan, nan)
+        return RateFit("fast" if len(at_floor) else "too_short", nan, nan, nan, nan, nan, nan, int(len(usable)),
+                       floor_step, nan, nan)
     take = usable[-max(min_points, int(math.ceil(tail * len(usable)))):]
     x, y = t[take], np.log(v[take])
     b_lin, se_lin, a_lin, rss_lin = _ols(x, y)
@@ -225,6 +228,11 @@ _BY_TARGET = {"nash": Prediction("asymptotic", math.nan, "its registered target 
               "average_only": Prediction("none", math.nan, _AVG)}
 
 
+# a run that targets π*_τ judged on its duality gap (its DG_τ was not recorded): the gap stops at π*_τ's
+UNRECORDED_DG_TAU = Prediction("plateau", math.nan, "it converges (at best) to π*_τ, whose duality gap is positive; "
+                                                    "its regularized gap DG_τ was not recorded")
+
+
 def register_theory(algorithm: str, game_class_: str, prediction: Prediction) -> None:
     """Add (or replace) what theory says for ``algorithm`` on ``game_class_`` (one of
     :data:`GAME_CLASSES` or ``any``); an algorithm's module registers its own rates here."""
@@ -262,13 +270,13 @@ def verdict(fit: RateFit, prediction: Prediction | None) -> str:
         return "started solved"
     if prediction is None or fit.kind == "too_short":
         return "no prediction" if prediction is None else "too short to tell"
-    converges = fit.kind in ("linear", "power")
+    converges = fit.kind in ("linear", "power", "fast")
     kind = prediction.kind
     if kind in ("none", "plateau"):
         return "faster" if converges else "as predicted"
     if not converges:
         return "no convergence"
-    if kind == "asymptotic":
+    if kind == "asymptotic" or fit.kind == "fast":
         return "as predicted"
     if kind == "linear":
         if fit.kind == "power":
@@ -279,9 +287,9 @@ def verdict(fit: RateFit, prediction: Prediction | None) -> str:
     # a power law promised: a linear rate beats it; a power law is compared by its interval
     if fit.kind == "linear":
         return "faster"
-    if fit.hi < prediction.bound:
+    if fit.hi < prediction.bound * (1 - POWER_TOLERANCE):
         return "slower"
-    return "faster" if fit.lo > prediction.bound else "as predicted"
+    return "faster" if fit.lo > prediction.bound * (1 + POWER_TOLERANCE) else "as predicted"
 
 
 # ---------------------------------------------------------------- a results table
@@ -331,12 +339,14 @@ def certify(df, *, metric: str | None = None, iterate: str = "last", tail: float
         first = g.iloc[0]
         tau = float(first["tau"]) if "tau" in g and pd.notna(first["tau"]) else None
         name = metric or run_metric(first["algorithm"], tau)
-        if name not in g or g[name].isna().all():
+        unrecorded = name not in g or g[name].isna().all()
+        regularized = name == "regularized_gap"
+        if unrecorded:  # e.g. a sweep batch that mixed τ = 0 and τ > 0 records no DG_τ
             name = "duality_gap"
         fit = fit_rate(g["step"].to_numpy(), g[name].to_numpy(), floor=floor, tail=tail)
         if fit.kind in ("linear", "power") and name == "duality_gap" and "kl_to_target" in g:
             fit = _unless_kl_grows(fit, g["step"].to_numpy(), g["kl_to_target"].to_numpy(), floor, tail)
-        if name == "regularized_gap":
+        if regularized:
             cls = "regularized"
         else:
             try:
@@ -344,6 +354,8 @@ def certify(df, *, metric: str | None = None, iterate: str = "last", tail: float
             except Exception:  # a game that cannot be rebuilt from its spec here (a file moved)
                 cls = "general"
         pred = predicted(first["algorithm"], cls)
+        if regularized and unrecorded:
+            pred = UNRECORDED_DG_TAU
         rows.append({"run": run, "algorithm": first["algorithm"], "game": first["game"],
                      **{h: first[h] for h in hps}, **({"seed": first["seed"]} if "seed" in g else {}),
                      "metric": name, "class": cls, **fit._asdict(),
@@ -375,6 +387,8 @@ def describe(fit_row) -> str:
         return f"α = {fit_row['value']:.3g} [{fit_row['lo']:.3g}, {fit_row['hi']:.3g}]"
     if kind == "none":
         return f"none (ρ = {fit_row['value']:.4g})"
+    if kind == "fast":
+        return f"fast (at 1e-12 by step {fit_row['floor_step']:g})"
     return kind.replace("_", " ")
 
 

@@ -49,6 +49,8 @@ def test_cycles_plateaus_and_growth_are_not_convergence():
 def test_solved_short_and_invalid_traces():
     assert rates.fit_rate(T, np.zeros_like(T)).kind == "solved"
     assert rates.fit_rate([0, 1, 2], [1.0, 0.5, 0.25]).kind == "too_short"
+    fast = rates.fit_rate(T, np.where(T < 30, 0.5 ** T, 0.0))  # at rounding level after 3 recordings
+    assert fast.kind == "fast" and fast.floor_step == 30
     with pytest.raises(ValueError, match="same length"):
         rates.fit_rate([0, 1], [1.0])
     with pytest.raises(ValueError, match="tail"):
@@ -83,6 +85,9 @@ def test_the_theory_table_names_registered_algorithms_and_known_classes():
     (("linear", 0.99, 0.98, 0.995), ("power", 0.5), "faster"),
     (("power", 0.5, 0.45, 0.55), ("power", 0.5), "as predicted"),
     (("power", 0.2, 0.1, 0.3), ("power", 0.5), "slower"),
+    (("power", 0.9996, 0.9995, 0.9998), ("power", 1.0), "as predicted"),  # within POWER_TOLERANCE
+    (("fast", math.nan, math.nan, math.nan), ("linear", math.nan), "as predicted"),
+    (("fast", math.nan, math.nan, math.nan), ("none", math.nan), "faster"),
     (("power", 1.0, 0.9, 1.1), ("power", 0.5), "faster"),
     (("none", 1.0, 0.99, 1.01), ("linear", math.nan), "no convergence"),
     (("none", 1.0, 0.99, 1.01), ("none", math.nan), "as predicted"),
@@ -114,6 +119,18 @@ def swept(tmp_path_factory):
     r = gamelab_cli("sweep", folder / "spec.toml", "--out", folder / "out", "--quiet")
     assert r.returncode == 0, r.stderr
     return folder / "out"
+
+
+def test_a_regularized_run_without_its_regularized_gap_is_judged_by_its_plateau(swept):
+    """A sweep batch mixing τ = 0 and τ > 0 records no DG_τ: extragradient at τ = 0.1 is then
+    judged on its duality gap, which theory says stops at π*_τ's."""
+    from gamelab.results import load
+
+    df = load(swept)
+    df = df[df["algorithm"] == "extragradient"].assign(regularized_gap=np.nan)
+    table = rates.certify(df)
+    assert set(table["metric"]) == {"duality_gap"} and set(table["class"]) == {"regularized"}
+    assert set(table["predicted"]) == {"plateau"} and set(table["verdict"]) == {"as predicted"}, table
 
 
 def test_real_runs_get_the_verdicts_theory_predicts(swept):
