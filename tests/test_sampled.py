@@ -83,6 +83,7 @@ CASES = [
     ("mmd", {"eta": 0.3, "tau": 0.2}),
     ("nash_md", {"eta": 0.3, "tau": 0.2}),
     ("extragradient", {"eta": 0.2, "tau": 0.5}),  # its half step is the INPO regression
+    ("nash_mp", {"eta": 0.5, "tau": 0.2}),  # its half step is the MMD regression
     ("iterative_dpo", {"beta": 0.5}),
     ("exo", {"beta": 0.1}),  # the exact EXO loss KL(π_θ ‖ π_ref·exp(Pπ_t/β)/Z): online IPO's step
     ("exo", {"beta": 0.5}),
@@ -97,8 +98,8 @@ def test_population_minimizer_is_the_tabular_update(name, values, P, seed):
     n = P.shape[0]
     pi, ref = rng.dirichlet(np.ones(n)) * 0.9 + 0.1 / n, rng.dirichlet(np.ones(n)) * 0.9 + 0.1 / n
     loss, closed = population(name, P, pi, ref, **values)
-    if name == "extragradient":  # the closed form is the full step; the loss's minimizer the half step
-        algo = get_algorithm("inpo")
+    if name in ("extragradient", "nash_mp"):  # the closed form is the full step; the loss's minimizer the half step
+        algo = get_algorithm("inpo" if name == "extragradient" else "mmd")
         game, hp = Game(jnp.asarray(P)), algo.make_hparams(**values)
         closed = np.exp(np.asarray(algo.step(game, hp, algo.init(game, hp, jnp.log(pi), jnp.log(ref))).logp))
     got = minimizer(loss, np.log(pi))
@@ -273,7 +274,8 @@ def test_sampled_runs_are_reproducible_from_their_seed():
 # ------------------------------------------------------------------ the driver path
 @pytest.mark.parametrize("name, values", [("inpo", {"eta": 0.2, "tau": 0.5}), ("mmd", {}), ("nash_md", {}),
                                           ("mwu", {}), ("comal", {"inner": 10}), ("mpo", {"refresh_every": 3}),
-                                          ("extragradient", {"eta": 0.3}), ("exo", {"beta": 0.5})])
+                                          ("extragradient", {"eta": 0.3}), ("exo", {"beta": 0.5}),
+                                          ("nash_mp", {"eta": 0.5})])
 def test_exact_feedback_with_a_converged_optimizer_is_the_closed_form(name, values):
     """Tabular logits, all pairs, 300 SGD steps per batch: the tabular engine's trajectory to 1e-6
     (SPPO's normalizer gap is far below that at η = 0.1)."""

@@ -35,14 +35,18 @@ a worst case: near π*_β the map linearizes to δ ← (I + (η/c)M(I + ηM))δ/
 (c = 1 + ηβ, M = P·(diag π* − π*π*ᵀ), whose spectrum is imaginary), so KL, quadratic in δ, falls
 by at most (1 + ηβ)^{−2} per step, the square of the bound; measured on random games: within 4 %
 of the linearized factor and of (1 + 2β)^{−2} at η = 2 (tests/test_last_iterate_methods.py).
-Target ``regularized_nash``.
+Target ``regularized_nash``. Sampled form: each prox step is the exact-prox regression of MMD
+(:func:`gamelab.algorithms.mirror.mmd`, whose population minimizer is ``prox(π_k, Pμ)`` for pairs
+drawn from μ), taken twice from π_k — the half step with pairs from π_k, the full step with pairs
+from π_{k+½} — as EGPO takes INPO's regression twice. ONPO has no sampled form here: its secondary
+iterate π̂ would be a second policy for the parametric driver to carry.
 """
 from __future__ import annotations
 
 from typing import NamedTuple
 
-from gamelab.algorithms.base import Algorithm, register
-from gamelab.algorithms.mirror import RefState, init_ref, prox_logits, win_rates
+from gamelab.algorithms.base import Algorithm, SampledForm, register
+from gamelab.algorithms.mirror import RefState, init_ref, mmd, prox_logits, win_rates
 from gamelab.lazy import jax
 
 
@@ -87,4 +91,7 @@ NASH_MP = register(Algorithm(
     "regularized_nash",
     "Nash mirror prox: π_½ = prox(π, Pπ), π ← prox(π, Pπ_½), prox(a, g) ∝ (a·ref^{ητ}·exp(η g))^{1/(1+ητ)};"
     " KL(π*_τ‖π) contracts by ≥ 1/(1+ητ) per step for η ≤ 2",
+    # both prox steps are MMD's exact-prox regression from π_k: the half step with pairs from π_k,
+    # the full step with pairs from π_{k+½} (the paper's practical form, as EGPO is INPO's)
+    SampledForm(mmd, extragradient=True),
 ))
