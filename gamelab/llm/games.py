@@ -153,15 +153,17 @@ SAMPLED = ("exploitability", "duality_gap", "kl_to_class_nash")
 # estimated too where the responses' log-probabilities are given (:func:`_reference_intervals`)
 FROM_LOG_PROBS = ("entropy", "win_rate_vs_ref")
 WITH_TAU = ("regularized_gap",)  # ... and τ
+FROM_REFERENCE = ("kl_to_ref",)  # ... and the reference's log-probabilities (a reference other than uniform)
 
 
-def sampled_metric_names(with_tau: bool) -> tuple[str, ...]:
-    """What a sampled recording with log-probabilities holds (:func:`class_intervals`)."""
-    return SAMPLED + FROM_LOG_PROBS + (WITH_TAU if with_tau else ())
+def sampled_metric_names(with_tau: bool, with_reference: bool = False) -> tuple[str, ...]:
+    """What a sampled recording with log-probabilities holds (:func:`class_intervals`; with the
+    reference's log-probabilities of the same responses, also :data:`FROM_REFERENCE`)."""
+    return SAMPLED + FROM_LOG_PROBS + (FROM_REFERENCE if with_reference else ()) + (WITH_TAU if with_tau else ())
 
 
 def class_intervals(counts, C, star, present, key, levels=(defaults.LEVEL,), draws: int = 4000, *, logp=None, ref_q=None,
-                    log_n=None, tau=None) -> dict:
+                    log_n=None, tau=None, ref_logp=None) -> dict:
     """Estimates of the class-level metrics from the class ``counts`` (m,) of K responses sampled
     from a policy, each with simultaneous confidence intervals at each of ``levels`` (jittable,
     no loop: one Gaussian draw of (draws, m)).
@@ -170,7 +172,9 @@ def class_intervals(counts, C, star, present, key, levels=(defaults.LEVEL,), dra
     ``class_marginal`` (the estimate q̂ = counts / K). Given ``logp`` (K,), the policy's
     log-probabilities of the same K responses, ``ref_q`` (m,), the class marginal of the uniform
     reference over all N responses, and ``log_n`` = log N, also ``entropy``, ``win_rate_vs_ref``
-    and, with ``tau``, ``regularized_gap`` (:func:`_reference_intervals`).
+    and, with ``tau``, ``regularized_gap`` (:func:`_reference_intervals`). A reference other than
+    uniform (a base model): ``ref_q`` its class marginal and ``ref_logp`` (K,) its log-probabilities
+    of the same K responses; then also ``kl_to_ref``, and the regularized gap is toward it.
 
     The intervals hold wherever the policy is, the Nash included: the metrics are not smooth
     in q (exploitability is a maximum, zero exactly at a Nash, where a percentile bootstrap of
@@ -221,11 +225,11 @@ def class_intervals(counts, C, star, present, key, levels=(defaults.LEVEL,), dra
     if logp is not None:
         half = 1 - (1 - levels) / 2  # the regularized gap's two pieces, each at this level
         c_half = jnp.quantile(t_v, half)[:, None]
-        out.update(_reference_intervals(q, C, logp, ref_q, log_n, tau, levels, v, c_half * se_v, half))
+        out.update(_reference_intervals(q, C, logp, ref_q, log_n, tau, levels, v, c_half * se_v, half, ref_logp))
     return out
 
 
-def _reference_intervals(q, C, logp, ref_q, log_n, tau, levels, v, v_margin, half) -> dict:
+def _reference_intervals(q, C, logp, ref_q, log_n, tau, levels, v, v_margin, half, ref_logp=None) -> dict:
     """Entropy, win rate against the uniform reference ρ and regularized gap toward it, estimated
     from K responses y_i ~ π with their log-probabilities ``logp`` and class marginal ``q``.
 
@@ -238,6 +242,9 @@ def _reference_intervals(q, C, logp, ref_q, log_n, tau, levels, v, v_margin, hal
       the class win rates v their simultaneous box (``v ± v_margin``), H its normal interval — and
       DG_τ, increasing in each v_k and decreasing in H, is bounded by its values at the corners:
       both hold with probability ≥ level, wherever π is. Point and bounds are clipped at 0.
+    - a reference ρ other than uniform, with ``ref_logp`` = log ρ(y_i): KL(π‖ρ) = E[log π(Y) − log ρ(Y)],
+      the Monte-Carlo mean of the K differences with its normal interval (``kl_to_ref``, clipped
+      at 0), takes the place of log N − H(π) in the regularized gap.
     """
     dtype = q.dtype
     K = logp.shape[0]
@@ -250,13 +257,20 @@ def _reference_intervals(q, C, logp, ref_q, log_n, tau, levels, v, v_margin, hal
     se_win = jnp.sqrt(jnp.maximum(q @ w**2 - win**2, 0.0) / K)
     out = {"entropy": (H, H - z * se_H, H + z * se_H),
            "win_rate_vs_ref": (win, jnp.clip(win - z * se_win, 0.0, 1.0), jnp.clip(win + z * se_win, 0.0, 1.0))}
+    z_h = norm.ppf(0.5 + half / 2)
+    if ref_logp is None:  # uniform ρ: KL(π‖ρ) = log N − H(π)
+        kl = (log_n - H, log_n - (H + z_h * se_H), log_n - (H - z_h * se_H))
+    else:
+        d = logp - ref_logp.astype(dtype)
+        mean, se = jnp.mean(d), jnp.std(d) / jnp.sqrt(K)
+        out["kl_to_ref"] = (jnp.maximum(mean, 0.0), jnp.maximum(mean - z * se, 0.0), jnp.maximum(mean + z * se, 0.0))
+        kl = (jnp.maximum(mean, 0.0), jnp.maximum(mean - z_h * se, 0.0), jnp.maximum(mean + z_h * se, 0.0))
     if tau is not None:
-        def gap(v_, H_):
+        def gap(v_, kl_):
             soft = tau * logsumexp(v_ / tau, axis=-1, b=ref_q)
-            return jnp.maximum(2.0 * (soft + tau * (log_n - H_) - 0.5), 0.0)
+            return jnp.maximum(2.0 * (soft + tau * kl_ - 0.5), 0.0)
 
-        z_h = norm.ppf(0.5 + half / 2)
-        out["regularized_gap"] = (gap(v, H), gap(v - v_margin, H + z_h * se_H), gap(v + v_margin, H - z_h * se_H))
+        out["regularized_gap"] = (gap(v, kl[0]), gap(v - v_margin, kl[1]), gap(v + v_margin, kl[2]))
     return out
 
 

@@ -36,6 +36,8 @@ class DecoderPolicy(Policy):
     ``prompts``: one list of token ids per prompt (render text with
     :func:`gamelab.llm.text.encode` / ``render_chat`` first); ``length``: response tokens L."""
 
+    reference_is_initial = True  # the reference is the base model, not the uniform distribution
+
     def __init__(self, lm: LanguageModel, prompts, response_tokens, length: int, *, lora: LoraConfig | None = None,
                  seed: int = 0):
         allowed = [int(t) for t in response_tokens]

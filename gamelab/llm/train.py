@@ -23,6 +23,13 @@ Metrics (``metrics=``; default: exact up to :data:`MAX_ENUMERATED` responses, sa
   regularized gap toward it (:func:`gamelab.llm.games.class_intervals`): columns ``<metric>``,
   ``<metric>_lo``, ``<metric>_hi``.
 
+The reference is the policy at its initial parameters, as the losses see it: uniform for the toy
+transformer and tabular logits; for a pretrained policy (``policy.reference_is_initial``, e.g. a
+:class:`~gamelab.llm.policy.DecoderPolicy`: the frozen base model) its distribution is enumerated
+once on the host, win rate and regularized gap are taken against it, and ``kl_to_ref`` is recorded
+too (exact; or the Monte-Carlo mean of log π(y) − log π_ref(y) over the sampled responses, with a
+normal interval).
+
 Several prompts (each with its own class matrix): every step draws ``batch`` prompts from
 ``prompt_weights`` (default uniform) and a pair per prompt; the trace's ``<metric>`` is the
 prompt-weighted mean and ``prompt{k}_<metric>`` prompt k's value (a mean's interval combines the
@@ -129,8 +136,11 @@ class Evaluation(NamedTuple):
 
     star: jax.Array  # (prompts, m) class-level Nash per prompt
     present: jax.Array  # (m,) classes that have a sequence
-    ref_q: jax.Array  # (m,) class marginal of the uniform reference
-    tau: jax.Array | None  # τ of the regularized gap toward the uniform reference, or None
+    ref_q: jax.Array  # (prompts, m) class marginal of the reference (uniform, or the base model's)
+    tau: jax.Array | None  # τ of the regularized gap toward the reference, or None
+    ref_logp: jax.Array | None = None  # (prompts, V^L) the base model's distribution (exact metrics), or None: uniform
+    ref_params: object = None  # the base model's parameters (sampled metrics: its log-probabilities of the
+    # sampled responses give the Monte-Carlo KL to it), or None: uniform
 
 
 class ClassRecorder(NamedTuple):
@@ -159,17 +169,22 @@ def _record(rec: ClassRecorder, policy, game: ClassOracle, ev: Evaluation, carry
             p = jnp.exp(logp)
             q = jnp.zeros(m, p.dtype).at[game.classes].add(p)
             row = class_level_metrics(C, ev.star[x], ev.present, q)
-            row.update(entropy=-jnp.sum(jnp.where(p > 0, p * logp, 0.0)), win_rate_vs_ref=q @ C @ ev.ref_q,
+            row.update(entropy=-jnp.sum(jnp.where(p > 0, p * logp, 0.0)), win_rate_vs_ref=q @ C @ ev.ref_q[x],
                        class_marginal=q)
+            if ev.ref_logp is None:
+                ref_logp = jnp.full(logp.shape, -jnp.log(logp.shape[0]), logp.dtype)
+            else:
+                ref_logp = ev.ref_logp[x]
+                row["kl_to_ref"] = jnp.sum(jnp.where(p > 0, p * (logp - ref_logp), 0.0))
             if ev.tau is not None:
-                uniform = jnp.full(logp.shape, -jnp.log(logp.shape[0]), logp.dtype)
-                row["regularized_gap"] = regularized_gap_from_win_rates((C @ q)[game.classes], logp, uniform, ev.tau)
+                row["regularized_gap"] = regularized_gap_from_win_rates((C @ q)[game.classes], logp, ref_logp, ev.tau)
         else:
             y = policy.sample(state.params, keys[2 * x], (rec.samples,), x)
             counts = jnp.zeros(m, ev.ref_q.dtype).at[game.classes[y]].add(1.0)
             out = class_intervals(counts, C, ev.star[x], ev.present, keys[2 * x + 1], rec.levels,
-                                  logp=policy.logprob(state.params, y, x), ref_q=ev.ref_q,
-                                  log_n=math.log(game.classes.shape[0]), tau=ev.tau)
+                                  logp=policy.logprob(state.params, y, x), ref_q=ev.ref_q[x],
+                                  log_n=math.log(game.classes.shape[0]), tau=ev.tau,
+                                  ref_logp=None if ev.ref_params is None else policy.logprob(ev.ref_params, y, x))
             row = {"class_marginal": out.pop("class_marginal")}
             for name, (point, lo, hi) in out.items():
                 row.update({name: point, f"{name}_lo": lo, f"{name}_hi": hi})
@@ -177,6 +192,20 @@ def _record(rec: ClassRecorder, policy, game: ClassOracle, ev: Evaluation, carry
     stacked = {k: jnp.stack([r[k] for r in rows]) for k in rows[0]}
     stacked["loss"] = state.loss
     return stacked
+
+
+def reference_log_probs(pol: Policy, prompts: int) -> np.ndarray:
+    """(prompts, V^L) float64: the policy's distribution at its initial parameters (the losses'
+    reference), enumerated once on the host (so its class marginal, and with exact metrics its
+    log-probabilities, are exact in every recording)."""
+    if pol.n > MAX_ENUMERATED:
+        raise ValueError(f"V^L = {pol.n} responses: the reference's class marginal is enumerated once, at most "
+                         f"gamelab.llm.train.MAX_ENUMERATED = {MAX_ENUMERATED} responses")
+    params = pol.init(None)
+    return np.stack([np.asarray(_log_probs(pol, params, x), np.float64) for x in range(prompts)])
+
+
+_log_probs = jax.jit(lambda pol, params, x: pol.log_probs(params, x), static_argnums=0)
 
 
 def _per_prompt_trace(stacked: dict, weights: np.ndarray, mode: str) -> dict:
@@ -257,7 +286,6 @@ def train(algorithm: str, game: SequenceGame, *, steps: int, record_every: int =
     mode = _check_metrics_mode(metrics, game, feedback, eval_samples, level)
     prompts = game.C.shape[0]
     weights = _prompt_weights(prompt_weights, prompts)
-    driver = mode == "exact" and prompts == 1  # the driver's own metrics on the lifted matrix
     hparams = dict(hparams or {})
     if isinstance(policy, TransformerPolicy) or policy == "transformer":
         hparams.setdefault("lr", defaults.TRANSFORMER_LR)
@@ -265,6 +293,9 @@ def train(algorithm: str, game: SequenceGame, *, steps: int, record_every: int =
                                                                 **(model or {}))
     if pol.n != game.n or getattr(pol, "prompts", 1) < prompts:
         raise ValueError(f"the policy ({pol!r}) does not fit the game: {game.n} responses, {prompts} prompt(s)")
+    # the driver's own metrics on the lifted matrix (one prompt, exact) measure against the uniform
+    # reference: a pretrained policy's metrics are against the base model, from class marginals
+    driver = mode == "exact" and prompts == 1 and not pol.reference_is_initial
     pairs = None if driver else PromptPairs(feedback, batch, prompts, mode == "exact")
     algo = make_parametric(get_algorithm(algorithm), pol, feedback, batch, optimizer, pairs)
     hp = algo.make_hparams(**{"seed": seed, **hparams})
@@ -282,7 +313,9 @@ def train(algorithm: str, game: SequenceGame, *, steps: int, record_every: int =
               "fsdp": fsdp, "metrics": mode}
     if mode == "sampled":  # what a recording holds: a run folder from before a metric was added is refused
         config.update(eval_samples=int(eval_samples), level=float(level),
-                      recorded=list(sampled_metric_names(tau is not None)))
+                      recorded=list(sampled_metric_names(tau is not None, pol.reference_is_initial)))
+    if pol.reference_is_initial:
+        config["reference"] = "initial"
     if prompts > 1:
         config["prompt_weights"] = weights.tolist()
     n = game.n
@@ -295,9 +328,15 @@ def train(algorithm: str, game: SequenceGame, *, steps: int, record_every: int =
     else:
         dt = jnp.float64
         oracle = ClassOracle(jnp.asarray(game.classes, jnp.int32), jnp.asarray(game.C, dt), jnp.asarray(weights, dt))
-        sizes = np.bincount(game.classes, minlength=game.m) / n
-        ev = Evaluation(jnp.asarray(star, dt), jnp.asarray(present_classes(game)), jnp.asarray(sizes, dt),
-                        None if tau is None else jnp.asarray(tau, dt))
+        ref_logp = reference_log_probs(pol, prompts) if pol.reference_is_initial else None
+        if ref_logp is None:
+            ref_q = np.tile(np.bincount(game.classes, minlength=game.m) / n, (prompts, 1))
+        else:
+            ref_q = np.stack([np.bincount(game.classes, weights=np.exp(r), minlength=game.m) for r in ref_logp])
+        ev = Evaluation(jnp.asarray(star, dt), jnp.asarray(present_classes(game)), jnp.asarray(ref_q, dt),
+                        None if tau is None else jnp.asarray(tau, dt),
+                        None if ref_logp is None or mode == "sampled" else jnp.asarray(ref_logp, dt),
+                        pol.init(uniform) if ref_logp is not None and mode == "sampled" else None)
         rec = ClassRecorder(mode, int(eval_samples), (float(level), 1 - (1 - float(level)) / prompts), pol)
         G, ev, hp_dev, init_l = to_global((oracle, ev, cast_hparams(hp, dt), jnp.asarray(uniform, dt)), mesh)
         ref_l, tau_dev = init_l, None

@@ -13,6 +13,10 @@ class Policy:
     hash by identity (they are static configuration of a compiled run)."""
 
     n: int
+    # Whether the losses' reference — the policy at ``init``'s parameters — is a distribution of its
+    # own (a pretrained model: the metrics then measure win rate and KL against it), rather than
+    # the uniform distribution ``init`` reproduces for the tabular and toy transformer policies.
+    reference_is_initial: bool = False
 
     def init(self, logp):
         raise NotImplementedError
