@@ -715,7 +715,8 @@ def sweep(
 
 
 llm_app = typer.Typer(help="The transformer backend: the same algorithms on a language-model policy over a "
-                             "sequence game, with the exact Nash gap.", no_args_is_help=True)
+                             "sequence game, with the exact Nash gap — a toy transformer, or a real model "
+                             "(Llama family, Qwen2) under a judge.", no_args_is_help=True)
 app.add_typer(llm_app, name="llm")
 
 
@@ -737,6 +738,19 @@ def llm_run(
     prompt_weights: Optional[str] = typer.Option(None, help="comma-separated weights of the prompts a batch draws "
                                                  "(default uniform)"),
     policy: str = typer.Option("transformer", help="transformer, or tabular logits over the same sequences"),
+    model: Optional[str] = typer.Option(None, help="a real model instead: smollm2-135m, a Hugging Face folder or a "
+                                        ".gguf file (needs --prompts; the game is its responses under --judge)"),
+    prompts: Optional[Path] = typer.Option(None, help="--model: prompts, one a line (.jsonl: {\"prompt\": …} or "
+                                           "{\"messages\": […]}), rendered through the model's chat template"),
+    judge: str = typer.Option(defaults.LLM_JUDGE, help="--model: cyclic[:margin=M,sep=S] (answers' word count mod "
+                              "3, a non-transitive cycle: exact class-level gap) | llm:MODEL (an instruct model)"),
+    response_tokens: str = typer.Option(",".join(defaults.LLM_RESPONSE_TOKENS), help="--model: comma-separated "
+                                        "texts, each one token of the model: what a response is made of"),
+    max_new_tokens: int = typer.Option(defaults.LLM_RESPONSE_LENGTH, help="--model: response length in tokens "
+                                       "(V^L responses, V the number of --response-tokens)"),
+    lora: Optional[int] = typer.Option(None, help="--model: train LoRA adapters of this rank (the base stays "
+                                       "frozen); default: all weights"),
+    dtype: str = typer.Option("float32", help="--model: float32 or bfloat16 parameters"),
     feedback: str = typer.Option("sampled", help="sampled (--batch pairs per step) or exact (all pairs)"),
     batch: int = typer.Option(defaults.BATCH, help="sampled pairs per step"),
     optimizer: str = typer.Option(defaults.LLM_OPTIMIZER, help="adam, sgd, rmsprop or adabelief"),
@@ -777,7 +791,10 @@ def llm_run(
     for key, value in (("eta", eta), ("tau", tau), ("inner", inner), ("lr", lr)):
         if value is not None:
             hp[key] = value
-    out = out or Path("outputs/llm") / f"{algorithm.replace(':', '_')}-{policy}-seed{seed}"
+    if model is None and prompts is not None:
+        fail("--prompts needs --model (the toy transformer's prompts are the game's prompts=K option)")
+    name = policy if model is None else _slug(Path(model).name if Path(model).exists() else model)
+    out = out or Path("outputs/llm") / f"{algorithm.replace(':', '_')}-{name}-seed{seed}"
     mesh = None
     if devices is None:
         import jax
@@ -799,8 +816,12 @@ def llm_run(
             fail(f"--devices {devices}: only {len(jax.devices())} device(s) here (on CPU: "
                  f"gamelab --cpu-devices {devices} llm run ...)")
         mesh = Mesh(np.array(jax.devices()[:devices]), ("data",))
+    if model is not None:
+        g, policy = real_model_game(model, prompts, judge, response_tokens, max_new_tokens, lora, dtype, seed, mesh,
+                                    fsdp)
     try:
-        g = parse_sequence_game(game, vocab, length)
+        if model is None:
+            g = parse_sequence_game(game, vocab, length)
         result = train(algorithm, g, steps=steps, record_every=record_every, policy=policy, feedback=feedback,
                        batch=batch, optimizer=optimizer, hparams=hp, seed=seed, out=out,
                        checkpoint_every=checkpoint_every, progress=not quiet and not as_json, mesh=mesh, fsdp=fsdp,
@@ -819,7 +840,7 @@ def llm_run(
         return
     typer.echo(f"{algorithm} on {g.spec}: {g.n} responses, {result.config['policy']}, {result.config['metrics']} "
                "metrics" + (f" ({g.C.shape[0]} prompts: means over prompts)" if g.C.shape[0] > 1 else ""))
-    cols = ["duality_gap", "kl_to_class_nash", "regularized_gap", "entropy"]
+    cols = ["duality_gap", "kl_to_class_nash", "regularized_gap", "entropy", "win_rate_vs_ref", "kl_to_ref"]
     cols = [c for c in cols if c in trace]
     bounds = all(f"{c}_lo" in trace for c in cols)
     typer.echo(f"{'step':>8} " + " ".join(f"{c + (' [CI]' if bounds else ''):>{38 if bounds else 18}}" for c in cols))
@@ -838,6 +859,49 @@ def llm_run(
     typer.echo(f"{result.seconds:.1f} s" + (f" (resumed at step {result.resumed_from * record_every})"
                                             if result.resumed_from else ""))
     typer.echo(f"results: {out} (`gamelab plot {out}`)")
+
+
+def real_model_game(model: str, prompts: Optional[Path], judge: str, response_tokens: str, length: int,
+                    lora: Optional[int], dtype: str, seed: int, mesh, fsdp: bool):
+    """(the game, the DecoderPolicy) of `gamelab llm run --model`, or one error line: the model, the
+    prompts file, the judge, the response tokens or the LoRA rank."""
+    from gamelab.llm.decoder import LoraConfig
+    from gamelab.llm.judges import parse_judge, policy_game
+    from gamelab.llm.policy import DecoderPolicy
+    from gamelab.llm.text import encode, read_prompts, render_chat
+
+    if prompts is None:
+        fail("--model needs --prompts FILE (one prompt a line, or JSONL)")
+    if lora is not None and lora < 1:
+        fail(f"--lora must be a positive rank, got {lora}")
+    try:
+        chats = read_prompts(prompts)
+    except OSError as exc:
+        fail(os_error(exc))
+    except UnicodeDecodeError:
+        fail(f"{prompts}: not UTF-8 text")
+    except ValueError as exc:
+        fail(str(exc))
+    try:
+        the_judge = parse_judge(judge)
+    except ValueError as exc:
+        fail(str(exc))
+    lm = load_language_model(model, dtype)
+    words = response_tokens.split(",")
+    ids = [encode(lm, w, add_bos=False) for w in words]
+    if any(len(i) != 1 for i in ids):
+        bad = [w for w, i in zip(words, ids) if len(i) != 1]
+        fail(f"--response-tokens: {', '.join(map(repr, bad))} {'is' if len(bad) == 1 else 'are'} not one token of "
+             f"{lm.source}")
+    texts = [render_chat(lm, chat) if lm.chat_template else "\n".join(m["content"] for m in chat) for chat in chats]
+    try:
+        pol = DecoderPolicy(lm, [encode(lm, t, add_bos=False if lm.chat_template else None) for t in texts],
+                            [i[0] for i in ids], length, lora=None if lora is None else LoraConfig(rank=lora),
+                            seed=seed, mesh=mesh, fsdp=fsdp)
+        game = policy_game(the_judge, pol, [chat[-1]["content"] for chat in chats], f"judge {judge}")
+    except ValueError as exc:
+        fail(str(exc))
+    return game, pol
 
 
 def load_language_model(spec: str, dtype: str):

@@ -38,3 +38,9 @@ BOOTSTRAP = 1000  # resamples of gamelab.votes.bootstrap_lottery
 LLM_MAX_NEW_TOKENS = 64
 LLM_TEMPERATURE = 0.0  # greedy decoding
 LLM_TOP_P = 1.0  # no nucleus truncation
+
+# `gamelab llm run --model`: a real model trained on the game of its own responses under a judge
+LLM_JUDGE = "cyclic"  # gamelab.llm.judges.parse_judge
+LLM_RESPONSE_TOKENS = (" yes", " no", " maybe", ".")  # the V tokens a response is made of (one token each)
+LLM_RESPONSE_LENGTH = 3  # response tokens L: V^L responses, enumerated for the exact class-level gap
+DECODER_LR = 1e-4  # a pretrained model's learning rate (its weights, or its LoRA adapters)

@@ -19,7 +19,7 @@ from typing import NamedTuple, Protocol
 import jax
 import numpy as np
 
-from gamelab.llm.checkpoints import LanguageModel
+from gamelab.llm.checkpoints import LanguageModel, load_model
 from gamelab.llm.decoder import forward
 from gamelab.llm.games import SequenceGame
 from gamelab.llm.text import encode, render_chat
@@ -80,12 +80,14 @@ class LLMJudge:
 
 
 class CyclicLengthJudge(NamedTuple):
-    """Programmatic judge: class = word count mod 3; class c beats c+1 (mod 3) w.p. ½ + margin."""
+    """Programmatic judge: class = word count mod 3; class c beats c+1 (mod 3) w.p. ½ + margin.
+    ``separator``: what separates words (None: whitespace; empty pieces are not words)."""
 
     margin: float = 0.4
+    separator: str | None = None
 
     def classes(self, texts) -> np.ndarray:
-        return np.array([len(t.split()) % 3 for t in texts])
+        return np.array([sum(1 for w in t.split(self.separator) if w) % 3 for t in texts])
 
     def class_matrix(self) -> np.ndarray:
         C = np.full((3, 3), 0.5)
@@ -95,6 +97,47 @@ class CyclicLengthJudge(NamedTuple):
 
     def prob(self, prompts, answers, others) -> np.ndarray:
         return self.class_matrix()[self.classes(answers), self.classes(others)]
+
+
+JUDGES = "cyclic[:margin=M,sep=S] (programmatic, non-transitive) | llm:MODEL (an instruct model asked)"
+
+
+def parse_judge(spec: str) -> PairwiseJudge:
+    """A judge by name (:data:`JUDGES`): ``cyclic`` — :class:`CyclicLengthJudge` (options
+    ``margin``, ``sep``); ``llm:MODEL`` — :class:`LLMJudge` over a model ``load_model`` reads
+    (smollm2-135m, a Hugging Face folder or a GGUF file). ValueError names an unknown judge."""
+    name, _, rest = spec.partition(":")
+    if name == "cyclic":
+        options = {}
+        for item in filter(None, rest.split(",")):
+            key, eq, value = item.partition("=")
+            if not eq or key not in ("margin", "sep"):
+                raise ValueError(f"judge {spec!r}: options are margin=M and sep=S, got {item!r}")
+            options[key] = value
+        try:
+            margin = float(options.get("margin", CyclicLengthJudge._field_defaults["margin"]))
+        except ValueError:
+            raise ValueError(f"judge {spec!r}: margin must be a number") from None
+        if not 0 <= margin <= 0.5:
+            raise ValueError(f"judge {spec!r}: margin must be in [0, 0.5], got {margin}")
+        return CyclicLengthJudge(margin, options.get("sep"))
+    if name == "llm" and rest:
+        return LLMJudge(load_model(rest))
+    raise ValueError(f"unknown judge {spec!r}; judges: {JUDGES}")
+
+
+def policy_game(judge: PairwiseJudge, policy, prompts, spec: str) -> SequenceGame:
+    """The sequence game of a :class:`~gamelab.llm.policy.DecoderPolicy`'s V^L responses (their
+    texts) under ``judge``, ``prompts`` the texts the judge reads. A programmatic judge with
+    classes (``classes`` and ``class_matrix``) gives the class-level game — responses in the
+    judge's classes, its class matrix for every prompt — whose exact class-level Nash gap the
+    runs record; any other judge judges every pair (:func:`judged_game`, one class per response)."""
+    texts = policy.response_texts()
+    if hasattr(judge, "classes") and hasattr(judge, "class_matrix"):
+        C = np.asarray(judge.class_matrix(), np.float64)
+        return SequenceGame(policy.vocab, policy.length, np.asarray(judge.classes(texts)),
+                            np.broadcast_to(C, (len(prompts),) + C.shape).copy(), spec)
+    return judged_game(judge, prompts, texts, policy.vocab, policy.length, spec)
 
 
 def judged_matrix(judge: PairwiseJudge, prompt: str, answers) -> np.ndarray:

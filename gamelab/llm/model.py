@@ -111,37 +111,15 @@ def _draw_parameters(vocab, length, prompts, d_model, heads, layers, dtype, seed
     return nnx.split(model, nnx.Param)[1]
 
 
-class TransformerPolicy(Policy):
-    """π_θ(y | x) of a causal transformer over V^L responses (Policy interface; see module doc).
+class MeshSharded:
+    """Data parallelism (and FSDP) for a policy over token sequences: ``self.mesh`` (None: one
+    device) shards every batch of sequences over its first axis, and with ``self.fsdp`` each
+    weight's largest axis divisible by the mesh size too. Shared by the toy transformer and the
+    real decoder."""
 
-    ``log_probs`` enumerates all V^L sequences in one batched teacher-forced pass (keep V^L in
-    the thousands); ``logprob`` and ``sample`` touch only the sequences asked for (``logprob``
-    enumerates instead when that is cheaper), so sampled training scales to response sets far
-    too large to enumerate.
-    ``mesh``: an optional ``jax.sharding.Mesh`` whose first axis shards every batch of sequences
-    (data parallelism under jit; the parameters are replicated unless ``fsdp`` shards the largest
-    axis of each weight over that axis too).
-    """
+    mesh = None
+    fsdp = False
 
-    def __init__(self, vocab: int, length: int, *, prompts: int = 1, d_model: int = defaults.TRANSFORMER["d_model"],
-                 heads: int = defaults.TRANSFORMER["heads"], layers: int = defaults.TRANSFORMER["layers"],
-                 seed: int = defaults.SEED, dtype=jnp.float32, mesh=None, fsdp: bool = False):
-        if vocab < 2 or length < 1 or prompts < 1:
-            raise ValueError(f"need vocab >= 2, length >= 1, prompts >= 1; got {vocab}, {length}, {prompts}")
-        for name, value in (("d_model", d_model), ("heads", heads), ("layers", layers)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"the transformer's {name} must be a positive integer, got {value!r}")
-        if d_model % heads:
-            raise ValueError(f"d_model ({d_model}) must be a multiple of heads ({heads})")
-        self.vocab, self.length, self.prompts, self.dtype = int(vocab), int(length), int(prompts), jnp.dtype(dtype)
-        self.n = self.vocab ** self.length
-        self.graph, self.params0 = _initial(self.vocab, self.length, self.prompts, d_model, heads, layers,
-                                            self.dtype, seed)
-        self.config = dict(vocab=vocab, length=length, prompts=prompts, d_model=d_model, heads=heads, layers=layers,
-                           seed=seed, dtype=str(self.dtype))
-        self.mesh, self.fsdp = mesh, fsdp
-
-    # ------------------------------------------------------------------ sharding
     def _batch(self, z):
         if self.mesh is None:
             return z
@@ -182,6 +160,47 @@ class TransformerPolicy(Policy):
             return params
         return jax.lax.with_sharding_constraint(params, self.param_sharding(params))
 
+    def _pad_rows(self, *arrays):
+        """The arrays padded along their first axis to a multiple of the mesh size (with their
+        first row): XLA's SPMD partitioner aborts the process on the gradient of an unevenly split
+        batch (jax 0.10.2); padding keeps every batch size data parallel. Returns (padding, arrays)."""
+        N = arrays[0].shape[0]
+        pad = 0 if self.mesh is None else (-N) % self.mesh.size
+        if not pad:
+            return 0, arrays
+        return pad, tuple(jnp.concatenate([a, jnp.broadcast_to(a[:1], (pad,) + a.shape[1:])]) for a in arrays)
+
+
+class TransformerPolicy(MeshSharded, Policy):
+    """π_θ(y | x) of a causal transformer over V^L responses (Policy interface; see module doc).
+
+    ``log_probs`` enumerates all V^L sequences in one batched teacher-forced pass (keep V^L in
+    the thousands); ``logprob`` and ``sample`` touch only the sequences asked for (``logprob``
+    enumerates instead when that is cheaper), so sampled training scales to response sets far
+    too large to enumerate.
+    ``mesh``: an optional ``jax.sharding.Mesh`` whose first axis shards every batch of sequences
+    (data parallelism under jit; the parameters are replicated unless ``fsdp`` shards the largest
+    axis of each weight over that axis too).
+    """
+
+    def __init__(self, vocab: int, length: int, *, prompts: int = 1, d_model: int = defaults.TRANSFORMER["d_model"],
+                 heads: int = defaults.TRANSFORMER["heads"], layers: int = defaults.TRANSFORMER["layers"],
+                 seed: int = defaults.SEED, dtype=jnp.float32, mesh=None, fsdp: bool = False):
+        if vocab < 2 or length < 1 or prompts < 1:
+            raise ValueError(f"need vocab >= 2, length >= 1, prompts >= 1; got {vocab}, {length}, {prompts}")
+        for name, value in (("d_model", d_model), ("heads", heads), ("layers", layers)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"the transformer's {name} must be a positive integer, got {value!r}")
+        if d_model % heads:
+            raise ValueError(f"d_model ({d_model}) must be a multiple of heads ({heads})")
+        self.vocab, self.length, self.prompts, self.dtype = int(vocab), int(length), int(prompts), jnp.dtype(dtype)
+        self.n = self.vocab ** self.length
+        self.graph, self.params0 = _initial(self.vocab, self.length, self.prompts, d_model, heads, layers,
+                                            self.dtype, seed)
+        self.config = dict(vocab=vocab, length=length, prompts=prompts, d_model=d_model, heads=heads, layers=layers,
+                           seed=seed, dtype=str(self.dtype))
+        self.mesh, self.fsdp = mesh, fsdp
+
     # ------------------------------------------------------------------ the Policy interface
     def init(self, logp):
         """The initial parameters (the uniform policy, whatever ``logp`` asks: a transformer is
@@ -216,10 +235,7 @@ class TransformerPolicy(Policy):
         that are dropped again: XLA's SPMD partitioner aborts the process on the gradient of an
         unevenly split batch (jax 0.10.2), and padding keeps every batch size data parallel."""
         N = tokens.shape[0]
-        pad = 0 if self.mesh is None else (-N) % self.mesh.size
-        if pad:
-            tokens = jnp.concatenate([tokens, jnp.zeros((pad, tokens.shape[1]), tokens.dtype)])
-            x = jnp.concatenate([x, jnp.zeros((pad,), x.dtype)])
+        pad, (tokens, x) = self._pad_rows(tokens, x)
         out = jnp.sum(self.token_logprobs(params, self._batch(x), self._batch(tokens)), axis=-1)
         return self._replicated(out)[:N] if pad else out
 

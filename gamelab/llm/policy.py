@@ -26,20 +26,22 @@ import numpy as np
 
 from gamelab.llm.checkpoints import LanguageModel
 from gamelab.llm.decoder import LoraConfig, forward, init_lora, with_lora
-from gamelab.llm.model import sequence_index, sequence_tokens
+from gamelab.llm.model import MeshSharded, sequence_index, sequence_tokens
 from gamelab.policies import Policy
 
 
-class DecoderPolicy(Policy):
+class DecoderPolicy(MeshSharded, Policy):
     """π_θ(y | x) of a loaded decoder restricted to ``response_tokens`` (see the module doc).
 
     ``prompts``: one list of token ids per prompt (render text with
-    :func:`gamelab.llm.text.encode` / ``render_chat`` first); ``length``: response tokens L."""
+    :func:`gamelab.llm.text.encode` / ``render_chat`` first); ``length``: response tokens L.
+    ``mesh``/``fsdp``: data parallelism over the mesh's first axis, and FSDP-style sharded weights
+    (:class:`~gamelab.llm.model.MeshSharded`)."""
 
     reference_is_initial = True  # the reference is the base model, not the uniform distribution
 
     def __init__(self, lm: LanguageModel, prompts, response_tokens, length: int, *, lora: LoraConfig | None = None,
-                 seed: int = 0):
+                 seed: int = 0, mesh=None, fsdp: bool = False):
         allowed = [int(t) for t in response_tokens]
         if len(allowed) < 2 or len(set(allowed)) != len(allowed):
             raise ValueError(f"need at least 2 distinct response tokens, got {allowed}")
@@ -50,6 +52,7 @@ class DecoderPolicy(Policy):
         if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1:
             raise ValueError(f"length must be a positive integer, got {length!r}")
         self.lm, self.graph, self.lora = lm, lm.graph, lora
+        self.mesh, self.fsdp = mesh, fsdp
         self.params0 = lm.params if lora is None else {"base": lm.params,
                                                        "lora": init_lora(lm.params, lora, jax.random.key(seed))}
         self.vocab, self.length, self.prompts = len(allowed), int(length), len(prompts)
@@ -81,14 +84,16 @@ class DecoderPolicy(Policy):
     def _next_logp(self, params, x, digits):
         """log π(· | x, y_<t) over the V allowed tokens at every response position: (N, L, V), from
         prompts ``x`` (N,) and responses as digits (N, L) (the last digit is never read)."""
-        params = self.model_params(params)
-        P = self.prompt_tokens.shape[1]
+        params = self.model_params(self._params(params))
+        P, N = self.prompt_tokens.shape[1], digits.shape[0]
+        pad, (x, digits) = self._pad_rows(x, digits)
         tokens = jnp.concatenate([jnp.asarray(self.prompt_tokens)[x], jnp.asarray(self.allowed)[digits]], axis=1)
         mask = jnp.concatenate([jnp.asarray(self.prompt_mask)[x], jnp.ones(digits.shape, bool)], axis=1)
-        logits = forward(self.graph, params, tokens, mask)[:, P - 1:P - 1 + self.length]
+        logits = forward(self.graph, params, self._batch(tokens), self._batch(mask))[:, P - 1:P - 1 + self.length]
         restricted = jnp.take(logits, jnp.asarray(self.allowed), axis=-1)
         dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
-        return jax.nn.log_softmax(restricted.astype(dtype), axis=-1)
+        out = jax.nn.log_softmax(restricted.astype(dtype), axis=-1)
+        return self._replicated(out)[:N] if pad else out
 
     def logprob(self, params, y, x=0):
         """log π(y | x) of response indices ``y`` (any shape); ``x`` a prompt or one per response."""

@@ -291,6 +291,8 @@ def train(algorithm: str, game: SequenceGame, *, steps: int, record_every: int =
         hparams.setdefault("lr", defaults.TRANSFORMER_LR)
     pol = policy if isinstance(policy, Policy) else make_policy(policy, game, seed=seed, mesh=mesh, fsdp=fsdp,
                                                                 **(model or {}))
+    if pol.reference_is_initial:
+        hparams.setdefault("lr", defaults.DECODER_LR)
     if pol.n != game.n or getattr(pol, "prompts", 1) < prompts:
         raise ValueError(f"the policy ({pol!r}) does not fit the game: {game.n} responses, {prompts} prompt(s)")
     # the driver's own metrics on the lifted matrix (one prompt, exact) measure against the uniform
