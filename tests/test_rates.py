@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from gamelab import rates
 from gamelab.algorithms import algorithm_names
 from gamelab.games import parse_game
-from tests.conftest import gamelab_cli
+from conftest import gamelab_cli
 
 T = np.arange(0, 2001, 10, dtype=np.float64)
 

@@ -293,7 +293,7 @@ def test_pandas_reads_a_results_folder_as_gamelab_does(tmp_path):
     names): a sweep's folder with its figures, and a transformer run's with its checkpoints."""
     import pandas as pd
 
-    from tests.conftest import gamelab_cli
+    from conftest import gamelab_cli
     from gamelab.results import load
 
     sweep = tmp_path / "sweep"
@@ -315,7 +315,7 @@ def test_a_folder_written_by_older_gamelab_is_read_and_resumed(tmp_path):
     """Older gamelab wrote manifest.json/run.json/checkpoints: read in place, renamed by the next
     writer, which then finds every chunk finished."""
     from gamelab.results import load
-    from tests.conftest import gamelab_cli
+    from conftest import gamelab_cli
 
     out = tmp_path / "old"
     assert gamelab_cli(*SWEEP, out).returncode == 0

@@ -126,7 +126,10 @@ def prox_logits(anchor, magnet, g, eta, tau):
     ONPO and Nash-MP take it. At ητ = 0 the magnet drops out, even where it is −inf (padding)."""
     et = eta * tau
     pulled = jnp.where(et == 0, 0.0, et * magnet)
-    return log_softmax((anchor + pulled + eta * g) / (1.0 + et))
+    # times the reciprocal, not divided by (1 + ητ): XLA rewrites a division by a broadcast per-run
+    # scalar into this product in some partitionings and not in others, which made a sweep sharded
+    # over 8 devices differ from one device in the last bit (ONPO, Nash-MP: two prox steps a step)
+    return log_softmax((anchor + pulled + eta * g) * (1.0 / (1.0 + et)))
 
 
 def mmd_logits(game, hp, logp, magnet):
