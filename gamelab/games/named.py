@@ -16,7 +16,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from gamelab.games.core import Game, InvalidGameError, make_game
-from gamelab.games import groups
+import gamelab.games.groups as groups  # the submodule itself, not through the package (no import circle)
 from gamelab.lazy import jax, jnp
 from gamelab.suggest import did_you_mean
 
