@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gamelab.llm.checkpoints import LanguageModel
-from gamelab.llm.decoder import LoraConfig, forward, init_lora, with_lora
+from gamelab.llm.decoder import LoraConfig, empty_cache, init_lora, positions_of, step_with_cache, with_lora
 from gamelab.llm.model import MeshSharded, sequence_index, sequence_tokens
 from gamelab.policies import Policy
 
@@ -85,15 +85,32 @@ class DecoderPolicy(MeshSharded, Policy):
         """log π(· | x, y_<t) over the V allowed tokens at every response position: (N, L, V), from
         prompts ``x`` (N,) and responses as digits (N, L) (the last digit is never read)."""
         params = self.model_params(self._params(params))
-        P, N = self.prompt_tokens.shape[1], digits.shape[0]
+        N = digits.shape[0]
         pad, (x, digits) = self._pad_rows(x, digits)
-        tokens = jnp.concatenate([jnp.asarray(self.prompt_tokens)[x], jnp.asarray(self.allowed)[digits]], axis=1)
-        mask = jnp.concatenate([jnp.asarray(self.prompt_mask)[x], jnp.ones(digits.shape, bool)], axis=1)
-        logits = forward(self.graph, params, self._batch(tokens), self._batch(mask))[:, P - 1:P - 1 + self.length]
-        restricted = jnp.take(logits, jnp.asarray(self.allowed), axis=-1)
+        first, cache, lengths = self._prompt_cache(params)
+        allowed = jnp.asarray(self.allowed)
+        logits = first[x][:, None]  # (N, 1, vocab): the first response token's, from the prompt's last position
+        if self.length > 1:  # the response's first L − 1 tokens, after the prompt's keys and values
+            rows = jax.tree.map(lambda a: a[:, x], (cache.k, cache.v))
+            cache = cache._replace(k=rows[0], v=rows[1], valid=cache.valid[x])
+            head = self._batch(allowed[digits[:, :-1]])
+            positions = lengths[x][:, None] + jnp.arange(self.length - 1)[None]
+            rest, _ = step_with_cache(self.graph, params, cache, head, jnp.ones(head.shape, bool), positions)
+            logits = jnp.concatenate([logits, rest], axis=1)
+        restricted = jnp.take(logits, allowed, axis=-1)
         dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
         out = jax.nn.log_softmax(restricted.astype(dtype), axis=-1)
         return self._replicated(out)[:N] if pad else out
+
+    def _prompt_cache(self, params):
+        """Every prompt run once: (its last position's logits (prompts, vocab), its keys and values
+        in a cache with L − 1 free slots, its real-token counts (prompts,)). A response then costs
+        its own L − 1 tokens, not the prompt's again."""
+        tokens, mask = jnp.asarray(self.prompt_tokens), jnp.asarray(self.prompt_mask)
+        dtype = jax.tree.leaves(params)[0].dtype
+        cache = empty_cache(self.lm.config, tokens.shape[0], tokens.shape[1] + self.length - 1, dtype)
+        logits, cache = step_with_cache(self.graph, params, cache, tokens, mask, positions_of(mask))
+        return logits[:, -1], cache, jnp.sum(mask, axis=1)
 
     def logprob(self, params, y, x=0):
         """log π(y | x) of response indices ``y`` (any shape); ``x`` a prompt or one per response."""
