@@ -81,13 +81,17 @@ class DecoderPolicy(MeshSharded, Policy):
             return params
         return with_lora(jax.lax.stop_gradient(params["base"]), params["lora"], self.lora)
 
-    def _next_logp(self, params, x, digits):
+    def _next_logp(self, params, x, digits, one=None):
         """log π(· | x, y_<t) over the V allowed tokens at every response position: (N, L, V), from
         prompts ``x`` (N,) and responses as digits (N, L) (the last digit is never read)."""
         params = self.model_params(self._params(params))
         N = digits.shape[0]
         pad, (x, digits) = self._pad_rows(x, digits)
-        first, cache, lengths = self._prompt_cache(params)
+        if one is not None:  # every row is prompt ``one``: run it alone
+            first, cache, lengths = self._prompt_cache(params, jnp.reshape(one, (1,)))
+            x = jnp.zeros_like(x)
+        else:
+            first, cache, lengths = self._prompt_cache(params, jnp.arange(self.prompts))
         allowed = jnp.asarray(self.allowed)
         logits = first[x][:, None]  # (N, 1, vocab): the first response token's, from the prompt's last position
         if self.length > 1:  # the response's first L − 1 tokens, after the prompt's keys and values
@@ -102,11 +106,11 @@ class DecoderPolicy(MeshSharded, Policy):
         out = jax.nn.log_softmax(restricted.astype(dtype), axis=-1)
         return self._replicated(out)[:N] if pad else out
 
-    def _prompt_cache(self, params):
-        """Every prompt run once: (its last position's logits (prompts, vocab), its keys and values
-        in a cache with L − 1 free slots, its real-token counts (prompts,)). A response then costs
+    def _prompt_cache(self, params, which):
+        """The prompts ``which`` run once: (their last position's logits (k, vocab), their keys and
+        values in a cache with L − 1 free slots, their real-token counts (k,)). A response then costs
         its own L − 1 tokens, not the prompt's again."""
-        tokens, mask = jnp.asarray(self.prompt_tokens), jnp.asarray(self.prompt_mask)
+        tokens, mask = jnp.asarray(self.prompt_tokens)[which], jnp.asarray(self.prompt_mask)[which]
         dtype = jax.tree.leaves(params)[0].dtype
         cache = empty_cache(self.lm.config, tokens.shape[0], tokens.shape[1] + self.length - 1, dtype)
         logits, cache = step_with_cache(self.graph, params, cache, tokens, mask, positions_of(mask))
@@ -119,13 +123,13 @@ class DecoderPolicy(MeshSharded, Policy):
             return self.log_probs(params, x)[y]
         digits = sequence_tokens(y.reshape(-1), self.vocab, self.length)
         xs = jnp.broadcast_to(jnp.asarray(x), y.shape).reshape(-1)
-        logp = self._next_logp(params, xs, digits)
+        logp = self._next_logp(params, xs, digits, one=x if jnp.ndim(x) == 0 else None)
         return jnp.sum(jnp.take_along_axis(logp, digits[..., None], axis=-1)[..., 0], axis=-1).reshape(y.shape)
 
     def log_probs(self, params, x=0):
         """The full distribution over the V^L responses of prompt ``x`` (one batched pass)."""
         digits = sequence_tokens(jnp.arange(self.n), self.vocab, self.length)
-        logp = self._next_logp(params, jnp.broadcast_to(jnp.asarray(x), (self.n,)), digits)
+        logp = self._next_logp(params, jnp.broadcast_to(jnp.asarray(x), (self.n,)), digits, one=x)
         return jnp.sum(jnp.take_along_axis(logp, digits[..., None], axis=-1)[..., 0], axis=-1)
 
     def sample(self, params, key, shape=(), x=0, temperature: float = 1.0):
@@ -134,7 +138,7 @@ class DecoderPolicy(MeshSharded, Policy):
         digits = jnp.zeros((count, self.length), jnp.int32)
         xs = jnp.broadcast_to(jnp.asarray(x), (count,))
         for t, k in enumerate(jax.random.split(key, self.length)):
-            logp = self._next_logp(params, xs, digits)[:, t]
+            logp = self._next_logp(params, xs, digits, one=x if jnp.ndim(x) == 0 else None)[:, t]
             digits = digits.at[:, t].set(jax.random.categorical(k, logp / temperature).astype(jnp.int32))
         return sequence_index(digits, self.vocab).reshape(shape)
 
