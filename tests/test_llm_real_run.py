@@ -184,3 +184,25 @@ def test_sharded_decoder_runs_on_8_fake_devices_give_the_unsharded_losses(model,
         for key in ("loss", "duality_gap", "kl_to_ref", "win_rate_vs_ref"):
             np.testing.assert_allclose(runs[name][key], runs[base][key], rtol=RTOL if key == "loss" else METRIC_RTOL,
                                        atol=1e-7, err_msg=f"{name} {key}")
+
+
+def test_lora_keeps_no_optimizer_state_for_the_frozen_base(model):
+    import jax
+
+    from gamelab.algorithms import get_algorithm
+    from gamelab.algorithms.parametric import make_parametric
+    from gamelab.llm.checkpoints import load_model
+    from gamelab.llm.decoder import LoraConfig
+    from gamelab.llm.games import sequence_game
+    from gamelab.llm.policy import DecoderPolicy
+    from gamelab.llm.text import encode
+
+    lm = load_model(model[0])
+    size = lambda tree: sum(x.size for x in jax.tree.leaves(tree))  # noqa: E731
+    game = sequence_game(vocab=3, length=2)
+    for lora in (None, LoraConfig(rank=2)):
+        pol = DecoderPolicy(lm, [encode(lm, "AB")], [encode(lm, c)[0] for c in "ABC"], 2, lora=lora)
+        algo = make_parametric(get_algorithm("dpo"), pol, "sampled", 8, "adam")
+        state = algo.init(game.matrix(0), algo.make_hparams(), np.full(9, -np.log(9)), np.full(9, -np.log(9)))
+        learnt = size(state.params) if lora is None else size(state.params["lora"])
+        assert size(state.opt) == 2 * learnt + 1  # Adam's two moments of what learns, and its count

@@ -162,6 +162,8 @@ def make_parametric(algo: Algorithm, policy: Policy, feedback: str = "sampled", 
             raise ValueError(f"{algo.name} compares groups of {f.group} candidates: batch must be >= {f.group} "
                              f"(it holds batch // {f.group} groups), got {batch}")
     opt = OPTIMIZERS[optimizer]()
+    if policy.trainable is not None:  # frozen parameters (a LoRA base): no optimizer state, no update
+        opt = optax.masked(opt, policy.trainable)
     fields = algo.hparams._fields + EXTRA_FIELDS
     own = {**algo.hparams._field_defaults, **(dict(form.defaults) if feedback == "sampled" else {})}
     defaults = tuple(own[f] for f in algo.hparams._fields) + (DEFAULT_LR[optimizer], 1, 0.0, 0)

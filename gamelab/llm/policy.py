@@ -53,6 +53,8 @@ class DecoderPolicy(MeshSharded, Policy):
             raise ValueError(f"length must be a positive integer, got {length!r}")
         self.lm, self.graph, self.lora = lm, lm.graph, lora
         self.mesh, self.fsdp = mesh, fsdp
+        if lora is None:
+            self.trainable = None  # every weight learns
         self.params0 = lm.params if lora is None else {"base": lm.params,
                                                        "lora": init_lora(lm.params, lora, jax.random.key(seed))}
         self.vocab, self.length, self.prompts = len(allowed), int(length), len(prompts)
@@ -70,6 +72,11 @@ class DecoderPolicy(MeshSharded, Policy):
         self.config = dict(model=lm.source, family=lm.config.family, vocab=self.vocab, length=self.length,
                            prompts=self.prompts, response_tokens=allowed,
                            lora=None if lora is None else lora._asdict())
+
+    def trainable(self, params):
+        """Under LoRA only the adapters learn: the optimizer keeps no state for the frozen base."""
+        return {"base": jax.tree.map(lambda _: False, params["base"]),
+                "lora": jax.tree.map(lambda _: True, params["lora"])}
 
     def init(self, logp):
         """The loaded weights, whatever ``logp`` asks (see the module doc)."""

@@ -17,6 +17,9 @@ class Policy:
     # own (a pretrained model: the metrics then measure win rate and KL against it), rather than
     # the uniform distribution ``init`` reproduces for the tabular and toy transformer policies.
     reference_is_initial: bool = False
+    # None: every parameter learns; else params -> a pytree of bools, False where a parameter is
+    # frozen (the optimizer keeps no state for it and never moves it).
+    trainable = None
 
     def init(self, logp):
         raise NotImplementedError
