@@ -779,7 +779,9 @@ def llm_run(
     process_id: Optional[int] = typer.Option(None, help="multi-host: this process's index"),
 ):
     """Train a policy on a sequence game with one algorithm; last-iterate Nash gap every k steps
-    (exact, or sampled with confidence intervals when V^L is too large to enumerate)."""
+    (exact, or sampled with confidence intervals when V^L is too large to enumerate). With --model:
+    a real model (optionally LoRA) on the game of its own responses under --judge, with its win
+    rate against and KL to the frozen base model."""
     import numpy as np
 
     from gamelab.llm.games import parse_sequence_game
