@@ -80,6 +80,7 @@ class TrainResult(NamedTuple):
     config: dict  # everything that defines the run (also written to out/_run.json)
     seconds: float  # wall time of this call (a resumed run: since the resume)
     resumed_from: int  # recorded intervals restored from a checkpoint (0: fresh)
+    params: object = None  # the final policy parameters (host arrays): what a later evaluation samples from
 
 
 def make_policy(kind: str, game: SequenceGame, *, seed: int = 0, mesh=None, fsdp: bool = False, **model) -> Policy:
@@ -371,7 +372,8 @@ def _result(seg, game, driver, star, weights, mode, mesh, steps, record_every, c
     else:
         trace = _per_prompt_trace(stacked, weights, mode)
         logp = None if mode == "sampled" else to_host(carry[0].logp, mesh)
-    return TrainResult(recorded_steps(steps, record_every), trace, logp, config, seg.seconds, seg.resumed)
+    return TrainResult(recorded_steps(steps, record_every), trace, logp, config, seg.seconds, seg.resumed,
+                       to_host(carry[0].params, mesh))
 
 
 def write_results(result: TrainResult, out: Path, n: int) -> None:
