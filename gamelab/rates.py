@@ -9,11 +9,14 @@ floor, at least ``min_points`` of them),
 * a **linear rate** ε_t ≈ C·ρ^t  (log ε = log C + t·log ρ), with a 95 % interval for ρ per step, and
 * a **power law**  ε_t ≈ C·t^(−α) (log ε = log C − α·log t), with a 95 % interval for α,
 
-and keeps the one with the smaller residual sum of squares (both have two parameters). The
+and keeps the one with the smaller residual sum of squares (both have two parameters). The fit is
+to the tail's upper envelope (:func:`envelope`: the largest value over the next quarter of the
+tail), so an oscillating trace is judged by its peaks. The
 intervals are Student-t intervals of the least-squares slope; successive points of a trace are
 not independent, so read them as a measure of how well one rate describes the tail, not as a
 sampling statement. A trace whose fitted slope is not significantly negative (its interval reaches
-0 or beyond) is **not converging** (MWU's last iterate, cycling and plateaus). A trace that reaches
+0 or beyond), or whose fit falls by less than :data:`MIN_DROP` over the fitted span, is **not
+converging** (MWU's last iterate, cycling and plateaus). A trace that reaches
 the floor (``floor``: rounding level) is fitted on the points before it got there; one that starts
 there is ``solved``.
 
@@ -86,6 +89,24 @@ def _ols(x: np.ndarray, y: np.ndarray):
     return b, se, float(a), rss
 
 
+MIN_DROP = 1.1  # a converging fit falls by at least this factor over its fitted span (else: not converging)
+ENVELOPE = 4  # the upper envelope's window: a quarter of the fitted tail (from ENVELOPE_MIN points on)
+ENVELOPE_MIN = 16
+
+
+def envelope(t: np.ndarray, y: np.ndarray, min_points: int = MIN_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """The upper envelope of a tail: at each point, the largest value over the next w points
+    (w = a quarter of the tail, from :data:`ENVELOPE_MIN` points on; the last w − 1 points, whose
+    window would be cut short, are dropped). A trace that oscillates while it converges (OMWU
+    spiralling in) is then fitted by the decay of its peaks, not by the trend of its wiggles; a
+    monotone trace is unchanged, and a cycle whose period is shorter than the window is flat."""
+    w = len(y) // ENVELOPE if len(y) >= ENVELOPE_MIN else 1
+    if w <= 1 or len(y) - w + 1 < min_points:
+        return t, y
+    windows = np.lib.stride_tricks.sliding_window_view(y, w)
+    return t[: len(windows)], windows.max(axis=1)
+
+
 def fit_rate(steps, values, *, floor: float = FLOOR, tail: float = TAIL, min_points: int = MIN_POINTS,
              level: float = LEVEL) -> RateFit:
     """The rate of one trace (see the module docstring). ``steps``: the recorded steps (any order;
@@ -116,16 +137,20 @@ def fit_rate(steps, values, *, floor: float = FLOOR, tail: float = TAIL, min_poi
         return RateFit("fast" if len(at_floor) else "too_short", nan, nan, nan, nan, nan, nan, int(len(usable)),
                        floor_step, nan, nan)
     take = usable[-max(min_points, int(math.ceil(tail * len(usable)))):]
-    x, y = t[take], np.log(v[take])
+    x, y = envelope(t[take], np.log(v[take]), min_points)
     b_lin, se_lin, a_lin, rss_lin = _ols(x, y)
     b_pow, se_pow, a_pow, rss_pow = _ols(np.log(x), y)
     q = float(stats.t.ppf(0.5 + level / 2, len(x) - 2))
     span = (float(x[0]), float(x[-1]))
-    if b_lin + q * se_lin >= 0 and b_pow + q * se_pow >= 0:  # neither model sees a significant decrease
+    linear = rss_lin <= rss_pow
+    drop = -b_lin * (x[-1] - x[0]) if linear else -b_pow * math.log(x[-1] / x[0])  # log of the fitted fall
+    if (b_lin + q * se_lin >= 0 and b_pow + q * se_pow >= 0) or drop < math.log(MIN_DROP):
+        # neither model sees a significant decrease, or the better one a negligible one (a smooth
+        # envelope makes tiny slopes significant: RM+'s jumpy last iterate)
         rho = math.exp(b_lin)
         return RateFit("none", rho, math.exp(b_lin - q * se_lin), math.exp(b_lin + q * se_lin), math.exp(a_lin),
                        *span, len(x), floor_step, rss_lin, rss_pow)
-    if rss_lin <= rss_pow:
+    if linear:
         return RateFit("linear", math.exp(b_lin), math.exp(b_lin - q * se_lin), math.exp(min(b_lin + q * se_lin, 0.0)),
                        math.exp(a_lin), *span, len(x), floor_step, rss_lin, rss_pow)
     return RateFit("power", -b_pow, max(-b_pow - q * se_pow, 0.0), -b_pow + q * se_pow, math.exp(a_pow), *span, len(x),
