@@ -205,7 +205,7 @@ def figure(results, args, path: Path):
             r = results[lab, s]
             for ax, key in zip(axes, ("duality_gap", "win_rate_vs_ref", "kl_to_ref")):
                 ax.plot(r["steps"], r[key], color=f"C{i}", ls="-" if j == 0 else "--", label=lab if j == 0 else None)
-    for ax, title in zip(axes, ("exact class-level duality gap", "win rate vs base (judge)", "KL to base")):
+    for ax, title in zip(axes, ("class-level duality gap (sampled)", "win rate vs base (judge)", "KL to base")):
         ax.set_title(title)
         ax.set_xlabel("gradient step")
     axes[0].legend()
