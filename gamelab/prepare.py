@@ -358,13 +358,14 @@ def prepare(algorithm, games, *, steps: int, record_every: int = defaults.RECORD
     seeds_arr = np.atleast_1d(np.asarray(seeds))
     if "seed" in algo.hparams._fields:  # a run's seed also seeds its sampling
         hparams.setdefault("seed", seeds_arr)
-    lengths = {len(games_given), len(seeds_arr)} | {np.size(v) for v in hparams.values()}
-    for spec in (init, ref, target):
-        if _per_run(spec):
-            lengths.add(len(spec))
+    given = {"games": len(games_given), "seeds": len(seeds_arr), **{k: np.size(v) for k, v in hparams.items()}}
+    given.update({name: len(spec) for name, spec in (("init", init), ("ref", ref), ("target", target))
+                  if _per_run(spec)})
+    lengths = set(given.values())
     B = max(lengths)
     if lengths - {1, B}:
-        raise ValueError(f"batch inputs have incompatible lengths {sorted(lengths)}: each must be 1 or B")
+        raise ValueError("batch inputs have incompatible lengths: each must be 1 or the batch size, got "
+                         + ", ".join(f"{k} {v}" for k, v in given.items()))
     hp = algo.make_hparams(**{k: np.broadcast_to(np.asarray(v), (B,)) for k, v in hparams.items()})
     hp = type(hp)(*(np.broadcast_to(np.asarray(v), (B,)) for v in hp))
     groups = _stack_groups(group_parts * B if len(group_parts) == 1 else group_parts)

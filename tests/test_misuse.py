@@ -62,6 +62,8 @@ def test_run_batch_refuses_strings_and_matrices_of_hyperparameters():
         run_batch("mwu", [rps(), rps()], steps=2, hparams={"eta": ["0.1", "0.2"]})
     with pytest.raises(ValueError, match=r"one number per run, got an array of shape \(1, 2\)"):
         run_batch("mwu", [rps(), rps()], steps=2, hparams={"eta": [[0.1, 0.2]]})
+    with pytest.raises(ValueError, match="each must be 1 or the batch size, got games 2, seeds 1, eta 3"):
+        run_batch("mwu", [rps(), rps()], steps=2, hparams={"eta": [0.1, 0.2, 0.3]})
 
 
 # ------------------------------------------------------------------ files
