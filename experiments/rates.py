@@ -42,7 +42,7 @@ def main():
                    "iterative_dpo": {"steps": 100, "record_every": 1}, "replicator": {"eta": [1.0]}},
     )
     df = sweep(spec, args.out)
-    table = certify(df)
+    table = certify(df, antisymmetrize=spec["antisymmetrize"])
     table["game"] = table["game"].map(lambda g: names.get(g, g))
     table.to_csv(args.out / "rates.csv", index=False)
 

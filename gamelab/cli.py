@@ -600,11 +600,13 @@ def rates(
     fitted over the tail of its trace, what theory predicts for it, and a verdict."""
     df = load_results_or_fail(results)
     from gamelab.rates import certify, format_rates
+    from gamelab.results import read_manifest
 
     if not 0 < tail <= 1:
         fail(f"--tail must be in (0, 1], got {tail}")
+    spec = (read_manifest(results) or {}).get("spec") or {}
     try:
-        table = certify(df, metric=metric, tail=tail)
+        table = certify(df, metric=metric, tail=tail, antisymmetrize=bool(spec.get("antisymmetrize", False)))
     except ValueError as exc:
         fail(str(exc))
     typer.echo(f"last-iterate rates in {results} (fitted on the last {tail:g} of each trace above 1e-12; "

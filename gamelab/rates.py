@@ -184,10 +184,17 @@ def game_class(P, tol: float = 1e-9) -> str:
 
 
 @lru_cache(maxsize=256)
-def _class_of_spec(spec: str) -> str:
+def _class_of_spec(spec: str, antisymmetrize: bool) -> str:
+    """The class of a results table's game, rebuilt from its spec as the sweep built it;
+    ``unknown`` where it cannot be (a game file moved since): then only what theory says for any
+    game applies."""
     from gamelab.games import parse_game
 
-    return game_class(parse_game(spec).P)
+    try:
+        P = parse_game(spec, antisymmetrize=antisymmetrize).P
+    except (ValueError, OSError):
+        return "unknown"
+    return game_class(P)
 
 
 # ---------------------------------------------------------------- what theory says
@@ -339,11 +346,12 @@ def run_metric(algorithm: str, tau: float | None) -> str:
 
 
 def certify(df, *, metric: str | None = None, iterate: str = "last", tail: float = TAIL,
-            floor: float = FLOOR) -> "pandas.DataFrame":  # noqa: F821
+            floor: float = FLOOR, antisymmetrize: bool = False) -> "pandas.DataFrame":  # noqa: F821
     """One row per run of a results table (:func:`gamelab.results.load`): its identifiers and
     hyper-parameters, the metric fitted (``metric``: one for every run; None: :func:`run_metric`
     per run), the game class, the fitted rate (kind, value, interval, fitted span), what theory
-    predicts (kind, bound, source) and the verdict."""
+    predicts (kind, bound, source) and the verdict. ``antisymmetrize``: how the sweep read its
+    cross-table games (its spec's key), so that each game is classed as it was run."""
     import pandas as pd
 
     from gamelab.report import hparam_columns
@@ -371,13 +379,7 @@ def certify(df, *, metric: str | None = None, iterate: str = "last", tail: float
         fit = fit_rate(g["step"].to_numpy(), g[name].to_numpy(), floor=floor, tail=tail)
         if fit.kind in ("linear", "power") and name == "duality_gap" and "kl_to_target" in g:
             fit = _unless_kl_grows(fit, g["step"].to_numpy(), g["kl_to_target"].to_numpy(), floor, tail)
-        if regularized:
-            cls = "regularized"
-        else:
-            try:
-                cls = _class_of_spec(str(first["game"]))
-            except Exception:  # a game that cannot be rebuilt from its spec here (a file moved)
-                cls = "general"
+        cls = "regularized" if regularized else _class_of_spec(str(first["game"]), bool(antisymmetrize))
         pred = predicted(first["algorithm"], cls)
         if regularized and unrecorded:
             pred = UNRECORDED_DG_TAU
