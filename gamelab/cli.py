@@ -591,7 +591,8 @@ def rates(
     results: Path = typer.Argument(..., help="a results folder (written by `gamelab sweep` or `gamelab llm run`)"),
     metric: Optional[str] = typer.Option(None, help="the metric to fit for every run (default: the duality gap; the "
                                                     "regularized gap for runs that target the τ-regularized Nash)"),
-    tail: float = typer.Option(0.5, help="fraction of each trace (its end, above rounding level) that is fitted"),
+    tail: float = typer.Option(defaults.RATE_TAIL, help="fraction of each trace (its end, above rounding level) "
+                                                        "that is fitted"),
     csv: Optional[Path] = typer.Option(None, help="also write the table to this CSV file"),
     plot: Optional[Path] = typer.Option(None, help="also draw each run's curve with its fitted rate (PATH.png/.svg)"),
     sources: bool = typer.Option(False, help="also print the source of each prediction"),
@@ -609,7 +610,7 @@ def rates(
         table = certify(df, metric=metric, tail=tail, antisymmetrize=bool(spec.get("antisymmetrize", False)))
     except ValueError as exc:
         fail(str(exc))
-    typer.echo(f"last-iterate rates in {results} (fitted on the last {tail:g} of each trace above 1e-12; "
+    typer.echo(f"last-iterate rates in {results} (fitted on the last {tail:g} of each trace above {defaults.RATE_FLOOR:g}; "
                "95 % intervals of the least-squares slope)")
     typer.echo(format_rates(table))
     counts = table["verdict"].value_counts()

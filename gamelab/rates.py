@@ -36,12 +36,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-FLOOR = 1e-12  # a metric at or below this is at rounding level: the fit stops where it gets there
-TAIL = 0.5  # the fraction of the usable trace that is fitted (its end)
+from gamelab import defaults
+
+FLOOR = defaults.RATE_FLOOR  # a metric at or below this is at rounding level: the fit stops there
+TAIL = defaults.RATE_TAIL  # the fraction of the usable trace that is fitted (its end)
 MIN_POINTS = 4  # fewer usable points than this: nothing is fitted
 LEVEL = 0.95  # of the slope intervals
 
-KINDS = ("linear", "power", "none", "fast", "solved", "too_short")
+PREDICTED_KINDS = ("linear", "power", "asymptotic", "plateau", "none")  # what THEORY may promise
 POWER_TOLERANCE = 0.05  # a power law within 5 % of the promised exponent is as promised (finite-T fits)
 
 
@@ -263,16 +265,6 @@ _BY_TARGET = {"nash": Prediction("asymptotic", math.nan, "its registered target 
 # a run that targets π*_τ judged on its duality gap (its DG_τ was not recorded): the gap stops at π*_τ's
 UNRECORDED_DG_TAU = Prediction("plateau", math.nan, "it converges (at best) to π*_τ, whose duality gap is positive; "
                                                     "its regularized gap DG_τ was not recorded")
-
-
-def register_theory(algorithm: str, game_class_: str, prediction: Prediction) -> None:
-    """Add (or replace) what theory says for ``algorithm`` on ``game_class_`` (one of
-    :data:`GAME_CLASSES` or ``any``); an algorithm's module registers its own rates here."""
-    if game_class_ not in (*GAME_CLASSES, "any"):
-        raise ValueError(f"game class must be one of {', '.join(GAME_CLASSES)} or any, got {game_class_!r}")
-    if prediction.kind not in ("linear", "power", "asymptotic", "plateau", "none"):
-        raise ValueError(f"unknown rate kind {prediction.kind!r}")
-    THEORY[(algorithm, game_class_)] = prediction
 
 
 def predicted(algorithm: str, cls: str) -> Prediction | None:

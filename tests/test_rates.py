@@ -90,7 +90,7 @@ def test_the_theory_table_names_registered_algorithms_and_known_classes():
     for (algo, cls), pred in rates.THEORY.items():
         assert algo in names, algo
         assert cls in (*rates.GAME_CLASSES, "any")
-        assert pred.kind in ("linear", "power", "asymptotic", "plateau", "none") and pred.source
+        assert pred.kind in rates.PREDICTED_KINDS and pred.source
 
 
 @pytest.mark.parametrize("measured, predicted, verdict", [
