@@ -127,8 +127,9 @@ def make_votes(left, right, winner, *, annotator=None, prompt=None, names=None) 
                  np.array([index[x] for x in right], dtype=np.int64), outcome, **extra)
 
 
-def _records(path: Path):
-    """(rows as dicts, 'line N' labels) of a CSV (with a header) or JSON-lines file."""
+def read_records(path: Path):
+    """(rows as dicts, 'line N' labels) of a CSV (with a header) or JSON-lines file (a line that is
+    not a JSON object raises :class:`VoteFileError` naming the file and line)."""
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
         rows, where = [], []
         with path.open(encoding="utf-8-sig") as fh:
@@ -164,7 +165,7 @@ def load_votes(path, *, left: str = LEFT, right: str = RIGHT, winner: str = WINN
     if not p.is_file():
         raise VoteFileError(f"no such vote file: {str(p)!r}" if not p.exists() else f"not a regular file: {str(p)!r}")
     try:
-        rows, where = _records(p)
+        rows, where = read_records(p)
     except UnicodeDecodeError as exc:
         raise VoteFileError(f"{p}: not a text file ({exc.reason})") from None
     except csv.Error as exc:
@@ -335,58 +336,116 @@ class GPM(NamedTuple):
         return expit(self.scores())
 
 
-def fit_gpm(votes: Votes, rank: int, *, ridge: float = GPM_RIDGE, seed: int = 0, counts: PairCounts | None = None,
-            tol: float = 1e-10, max_iter: int = 5000) -> GPM:
-    """Maximum-likelihood general preference model of the given rank (a penalized MLE: the ridge
-    ridge/2·(‖r‖² + ‖U‖² + ‖V‖²) keeps it finite on sparse votes), by L-BFGS with the exact gradient
-    from a small random start (``seed``; the zero start is a saddle point for U, V)."""
+def gpm_objective(features, left, right, outcome, rank: int, ridge: float, weight=None):
+    """The penalized negative half-win log-likelihood of a general preference model whose reward and
+    planes are linear in item features, with its exact gradient: a function ``x → (value, grad)``.
+
+    Item t has features ``features[t]`` ((T, d), a NumPy array or a SciPy sparse matrix; the identity
+    gives every item its own embedding, as :func:`fit_gpm` does); ``x`` = [w (d), A (d·rank),
+    B (d·rank)] gives r = Φw, U = ΦA, V = ΦB and comparison m the skew-symmetric score
+    s = r_l − r_r + u_lᵀv_r − v_lᵀu_r (l = ``left[m]``, r = ``right[m]``). It adds
+    −weight_m·(o·log σ(s) + (1 − o)·log σ(−s)), o = ``outcome[m]`` the left item's share (1, ½, 0;
+    weights default 1); the penalty is ridge/2·‖x‖²."""
+    from scipy.sparse import csr_matrix
+    from scipy.special import expit, log_expit
+
+    left, right = np.asarray(left, dtype=np.int64), np.asarray(right, dtype=np.int64)
+    outcome = np.asarray(outcome, dtype=np.float64)
+    T, d = features.shape
+    m = left.size
+    w = np.ones(m) if weight is None else np.asarray(weight, dtype=np.float64)
+    if left.ndim != 1 or right.shape != left.shape or outcome.shape != left.shape or w.shape != left.shape:
+        raise ValueError(f"left, right, outcome and weight must be 1-D of one length, got {left.shape}, "
+                         f"{right.shape}, {outcome.shape}, {w.shape}")
+    if m and (min(left.min(), right.min()) < 0 or max(left.max(), right.max()) >= T):
+        raise ValueError(f"comparisons must index the {T} items (the rows of features)")
+    one_hot = lambda idx: csr_matrix((np.ones(m), (np.arange(m), idx)), shape=(m, T))
+    L, R = one_hot(left), one_hot(right)  # comparison → item incidence
+    k = rank
+
+    def objective(x):
+        E = np.asarray(features @ x.reshape(1 + 2 * k, d).T)  # (T, 1 + 2k): r, U, V of every item
+        El, Er = np.asarray(L @ E), np.asarray(R @ E)
+        Ul, Vl, Ur, Vr = El[:, 1:1 + k], El[:, 1 + k:], Er[:, 1:1 + k], Er[:, 1 + k:]
+        s = El[:, 0] - Er[:, 0] + np.sum(Ul * Vr, axis=1) - np.sum(Vl * Ur, axis=1)
+        nll = -np.sum(w * (outcome * log_expit(s) + (1.0 - outcome) * log_expit(-s)))
+        g = (w * (expit(s) - outcome))[:, None]  # d nll / d s
+        G = np.asarray(L.T @ np.hstack([g, g * Vr, -g * Ur]) + R.T @ np.hstack([-g, -g * Vl, g * Ul]))
+        grad = np.asarray(features.T @ G).T.ravel()  # d nll / d (w, A, B), in x's layout
+        return nll + 0.5 * ridge * x @ x, grad + ridge * x
+
+    return objective
+
+
+def fit_gpm_weights(features, left, right, outcome, rank: int, *, ridge: float, weight=None, seed: int = 0,
+                    tol: float = 1e-10, max_iter: int = 5000):
+    """(w (d,), A (d, rank), B (d, rank), the log-likelihood without the ridge, converged) maximizing
+    the penalized likelihood of :func:`gpm_objective`, by L-BFGS with the exact gradient from a small
+    random start (``seed``: w = 0, A and B 0.1·N(0, 1); the zero start is a saddle point for A, B)."""
     from scipy.optimize import minimize
-    from scipy.special import log_expit, expit
 
     if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank < 0:
         raise ValueError(f"rank must be an integer ≥ 0, got {rank!r}")
     if not (np.isfinite(ridge) and ridge > 0):
         raise ValueError(f"ridge must be positive, got {ridge!r}")
-    n = votes.n
+    rank, d = int(rank), features.shape[1]
+    objective = gpm_objective(features, left, right, outcome, rank, ridge, weight)
+    rng = np.random.default_rng(seed)
+    x0 = np.concatenate([np.zeros(d), 0.1 * rng.standard_normal(2 * d * rank)])
+    res = minimize(objective, x0, jac=True, method="L-BFGS-B",
+                   options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-9, "maxcor": 30})
+    x = res.x
+    log_likelihood = -(objective(x)[0] - 0.5 * ridge * x @ x)
+    return x[:d], x[d:d + d * rank].reshape(d, rank), x[d + d * rank:].reshape(d, rank), float(log_likelihood), \
+        bool(res.success)
+
+
+def fit_gpm(votes: Votes, rank: int, *, ridge: float = GPM_RIDGE, seed: int = 0, counts: PairCounts | None = None,
+            tol: float = 1e-10, max_iter: int = 5000) -> GPM:
+    """Maximum-likelihood general preference model of the given rank (a penalized MLE: the ridge
+    ridge/2·(‖r‖² + ‖U‖² + ‖V‖²) keeps it finite on sparse votes), by L-BFGS with the exact gradient
+    from a small random start (``seed``; the zero start is a saddle point for U, V):
+    :func:`fit_gpm_weights` with one free embedding per item (identity features) and the votes as
+    weighted wins of ordered pairs."""
+    from scipy.sparse import identity
+
     counts = pair_counts(votes) if counts is None else counts
     C = counts.wins / 2.0  # ordered wins, each vote once: C[i, j] + C[j, i] = votes between i and j
     np.fill_diagonal(C, 0.0)
-    rng = np.random.default_rng(seed)
-    x0 = np.concatenate([np.zeros(n), 0.1 * rng.standard_normal(2 * n * rank)])
-
-    def unpack(x):
-        return x[:n], x[n:n + n * rank].reshape(n, rank), x[n + n * rank:].reshape(n, rank)
-
-    def objective(x):
-        r, U, V = unpack(x)
-        S = r[:, None] - r[None, :] + U @ V.T - V @ U.T
-        nll = -np.sum(C * log_expit(S))
-        G = -C * expit(-S)  # dL/dS as a function of every ordered entry
-        A = G - G.T
-        grad = np.concatenate([A.sum(1), (A @ V).ravel(), (-A @ U).ravel()]) + ridge * x
-        return nll + 0.5 * ridge * x @ x, grad
-
-    res = minimize(objective, x0, jac=True, method="L-BFGS-B",
-                   options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-9, "maxcor": 30})
-    r, U, V = unpack(res.x)
-    model = GPM(r - r.mean(), U, V, 0.0, bool(res.success))
-    return model._replace(log_likelihood=float(np.sum(C * log_expit(model.scores()))))
+    i, j = np.nonzero(C)
+    r, U, V, log_likelihood, converged = fit_gpm_weights(identity(votes.n, format="csr"), i, j, np.ones(i.size),
+                                                         rank, ridge=ridge, weight=C[i, j], seed=seed, tol=tol,
+                                                         max_iter=max_iter)
+    return GPM(r - r.mean(), U, V, log_likelihood, converged)
 
 
 # ------------------------------------------------------------------------------ likelihoods
 def vote_log_likelihood(P: np.ndarray, votes: Votes) -> np.ndarray:
     """(N,) the half-win log-likelihood of each vote under the matrix P (clipped away from 0, 1)."""
-    p = np.clip(P[votes.left, votes.right], 1e-12, 1 - 1e-12)
-    return votes.outcome * np.log(p) + (1.0 - votes.outcome) * np.log1p(-p)
+    return half_win_log_likelihood(P[votes.left, votes.right], votes.outcome)
+
+
+def half_win_log_likelihood(p, outcome) -> np.ndarray:
+    """o·log p + (1 − o)·log(1 − p) elementwise, p (the left item's win probability) clipped away
+    from 0 and 1, o the left item's share of the vote (1 won, ½ tie, 0 lost)."""
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-12, 1 - 1e-12)
+    return outcome * np.log(p) + (1.0 - outcome) * np.log1p(-p)
 
 
 def vote_accuracy(P: np.ndarray, votes: Votes) -> float:
     """The fraction of decided (non-tie) votes whose winner P favours (a P of exactly ½ counts half)."""
-    decided = votes.outcome != 0.5
+    return decided_accuracy(P[votes.left, votes.right], votes.outcome)
+
+
+def decided_accuracy(p, outcome) -> float:
+    """The fraction of decided (non-tie) votes whose winner the left item's win probability p favours
+    (p of exactly ½ counts half); NaN if every vote is a tie."""
+    p, outcome = np.asarray(p, dtype=np.float64), np.asarray(outcome, dtype=np.float64)
+    decided = outcome != 0.5
     if not decided.any():
         return float("nan")
-    p = P[votes.left[decided], votes.right[decided]]
-    hit = np.where(p == 0.5, 0.5, (p > 0.5) == (votes.outcome[decided] == 1.0))
+    p = p[decided]
+    hit = np.where(p == 0.5, 0.5, (p > 0.5) == (outcome[decided] == 1.0))
     return float(np.mean(hit))
 
 
