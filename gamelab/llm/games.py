@@ -225,16 +225,54 @@ def class_intervals(counts, C, star, present, key, levels=(defaults.LEVEL,), dra
     if logp is not None:
         half = 1 - (1 - levels) / 2  # the regularized gap's two pieces, each at this level
         c_half = jnp.quantile(t_v, half)[:, None]
-        out.update(_reference_intervals(q, C, logp, ref_q, log_n, tau, levels, v, c_half * se_v, half, ref_logp))
+        out.update(_reference_intervals(q, C, logp, ref_q, log_n, tau, levels, v, c_half * se_v, half, ref_logp,
+                                        present))
     return out
 
 
-def _reference_intervals(q, C, logp, ref_q, log_n, tau, levels, v, v_margin, half, ref_logp=None) -> dict:
+def bounded_mean_interval(mean, var, n, z, lower=0.0, upper=1.0):
+    """A confidence interval for the mean μ of a variable with values in [``lower``, ``upper``]
+    (default [0, 1]) from ``n`` samples with sample ``mean`` and (1/n) sample variance ``var``, at
+    the normal quantile ``z`` (jittable, broadcasting). On the variable rescaled to [0, 1], it is a
+    score interval, {μ : (mean − μ)² ≤ z²·V(μ)/n}, whose variance at a candidate mean μ is the
+    smaller of two upper bounds —
+
+    - μ(1 − μ), the largest variance any [0, 1] variable with mean μ has (alone: the Wilson score
+      interval; exactly Wilson's interval when the samples are 0/1), and
+    - var + |μ − mean|·b, b = 1 − mean above the mean and b = mean below it: the variance of the
+      sample's distribution after moving enough of its mass to the bound on μ's side to put its
+      mean at μ (at most var + |μ − mean|·b).
+
+    Each bound gives a closed-form interval, and the score interval of their minimum is the
+    intersection of the two. With spread samples it is the normal interval mean ± z·√(var/n) up to
+    O(1/n); with every sample equal to c it is not a point but [c − z²(c − lower)/n,
+    c + z²(upper − c)/n] — the mass a sample of n can miss (rule-of-three-like); with samples at
+    the two bounds only it is Wilson's interval, whose coverage is close to nominal. A variable
+    known to be constant (``upper`` = ``lower``) gets the point. Returns (lo, hi) within
+    [lower, upper]; lo ≤ mean ≤ hi."""
+    span = upper - lower
+    scale = jnp.where(span > 0, span, 1.0)
+    mean, var = jnp.clip((mean - lower) / scale, 0.0, 1.0), jnp.where(span > 0, var / scale**2, 0.0)
+    a = z**2 / n
+    centre = (mean + a / 2) / (1 + a)
+    half = jnp.sqrt(a * jnp.maximum(mean * (1 - mean), 0.0) + a**2 / 4) / (1 + a)
+    up, down = (a * b / 2 + jnp.sqrt((a * b / 2) ** 2 + a * var) for b in (1 - mean, mean))
+    lo = jnp.maximum(centre - half, mean - down)
+    hi = jnp.minimum(centre + half, mean + up)
+    lo, hi = jnp.where(span > 0, jnp.minimum(lo, mean), mean), jnp.where(span > 0, jnp.maximum(hi, mean), mean)
+    return lower + scale * jnp.clip(lo, 0.0, 1.0), lower + scale * jnp.clip(hi, 0.0, 1.0)
+
+
+def _reference_intervals(q, C, logp, ref_q, log_n, tau, levels, v, v_margin, half, ref_logp=None,
+                         present=None) -> dict:
     """Entropy, win rate against the uniform reference ρ and regularized gap toward it, estimated
     from K responses y_i ~ π with their log-probabilities ``logp`` and class marginal ``q``.
 
     - entropy H(π) = E[−log π(Y)]: the sample mean, a normal interval (CLT) at each level.
-    - win rate P(π ≻ ρ) = Σ_k q_k (C ρ_q)_k: the sample mean of (C ρ_q)_{c(y_i)}, likewise.
+    - win rate P(π ≻ ρ) = Σ_k q_k (C ρ_q)_k: the sample mean of (C ρ_q)_{c(y_i)} ∈ [0, 1], with
+      :func:`bounded_mean_interval` between the least and the greatest (C ρ_q)_k of the classes
+      ``present`` (not the normal interval, which has zero width once every response falls in one
+      class).
     - regularized gap DG_τ(π) = 2[τ·log Σ_k ρ_q,k·exp(v_k/τ) + τ·(log N − H(π)) − ½] (v = C q, and
       KL(π‖ρ) = log N − H for the uniform ρ over N responses). It is smooth but zero at π*_τ, where
       the plug-in's first-order noise cancels, so an interval from its own standard error would be
@@ -254,9 +292,10 @@ def _reference_intervals(q, C, logp, ref_q, log_n, tau, levels, v, v_margin, hal
     se_H = jnp.std(logp) / jnp.sqrt(K)
     w = C @ ref_q
     win = q @ w
-    se_win = jnp.sqrt(jnp.maximum(q @ w**2 - win**2, 0.0) / K)
-    out = {"entropy": (H, H - z * se_H, H + z * se_H),
-           "win_rate_vs_ref": (win, jnp.clip(win - z * se_win, 0.0, 1.0), jnp.clip(win + z * se_win, 0.0, 1.0))}
+    seen = present if present is not None else jnp.ones(w.shape, bool)  # the values a response's w can take
+    win_lo, win_hi = bounded_mean_interval(win, jnp.maximum(q @ w**2 - win**2, 0.0), K, z,
+                                           jnp.min(jnp.where(seen, w, jnp.inf)), jnp.max(jnp.where(seen, w, -jnp.inf)))
+    out = {"entropy": (H, H - z * se_H, H + z * se_H), "win_rate_vs_ref": (win, win_lo, win_hi)}
     z_h = norm.ppf(0.5 + half / 2)
     if ref_logp is None:  # uniform ρ: KL(π‖ρ) = log N − H(π)
         kl = (log_n - H, log_n - (H + z_h * se_H), log_n - (H - z_h * se_H))
