@@ -55,10 +55,20 @@ class LLMJudge:
         return render_chat(self.lm, [{"role": "user", "content": q}]) if self.lm.chat_template else q + "\nAnswer:"
 
     def first_preferred(self, prompts, first, second) -> np.ndarray:
-        """P(label A | the question with ``first`` shown as A), one order only."""
+        """P(label A | the question with ``first`` shown as A), one order only: the two label tokens'
+        next-token logits after the rendered question, renormalized over the two. Rows are
+        left-padded in batches (positions count real tokens only, so a row's result does not
+        depend on its batch); a question longer than the model's context is refused."""
+        if not len(prompts) == len(first) == len(second):
+            raise ValueError(f"{len(prompts)} prompts, {len(first)} first and {len(second)} second answers: need "
+                             "one of each per row")
         rows = [encode(self.lm, self._text(p, a, b), add_bos=None if not self.lm.chat_template else False)
                 for p, a, b in zip(prompts, first, second)]
-        out = []
+        longest = max((len(r) for r in rows), default=0)
+        if longest > self.lm.config.max_position:
+            raise ValueError(f"a judge question of {longest} tokens exceeds {self.lm.source}'s context of "
+                             f"{self.lm.config.max_position} tokens (shorter prompts or answers)")
+        out = [np.empty(0)]
         for start in range(0, len(rows), self.batch):
             chunk = rows[start:start + self.batch]
             width = max(16, 1 << (max(len(r) for r in chunk) - 1).bit_length())  # bucketed: few compilations
@@ -69,7 +79,7 @@ class LLMJudge:
             mask[len(chunk):, -1] = True  # unused rows: one pad token, ignored
             logits = np.asarray(_last_logits(self.lm.graph, self.lm.params, tokens, mask), np.float64)
             pair = logits[:len(chunk)][:, self.label_ids]
-            out.append(1.0 / (1.0 + np.exp(pair[:, 1] - pair[:, 0])))
+            out.append(np.exp(-np.logaddexp(0.0, pair[:, 1] - pair[:, 0])))  # 1 / (1 + e^(B − A)), no overflow
         return np.concatenate(out)
 
     def prob(self, prompts, answers, others) -> np.ndarray:
