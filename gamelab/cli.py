@@ -754,6 +754,10 @@ def llm_run(
     lora: Optional[int] = typer.Option(None, help="--model: train LoRA adapters of this rank (the base stays "
                                        "frozen); default: all weights"),
     dtype: str = typer.Option("float32", help="--model: float32 or bfloat16 parameters"),
+    empirical: int = typer.Option(defaults.LLM_EMPIRICAL, help="--model: at the end, K answers per prompt from the "
+                                  "final policy and the base model, every pair judged: each one's exploitability "
+                                  "within that pool [bootstrap interval at --level] and Nash weight (written to "
+                                  "OUT/_empirical.json); 0: off"),
     feedback: str = typer.Option("sampled", help="sampled (--batch pairs per step) or exact (all pairs)"),
     batch: int = typer.Option(defaults.BATCH, help="sampled pairs per step"),
     optimizer: str = typer.Option(defaults.LLM_OPTIMIZER, help="adam, sgd, rmsprop or adabelief"),
@@ -798,6 +802,10 @@ def llm_run(
             hp[key] = value
     if model is None and prompts is not None:
         fail("--prompts needs --model (the toy transformer's prompts are the game's prompts=K option)")
+    if empirical < 0:
+        fail(f"--empirical must be >= 0 answers per prompt (0: off), got {empirical}")
+    if empirical and model is None:
+        fail("--empirical needs --model (the empirical game judges a real model's answers)")
     name = policy if model is None else _slug(Path(model).name if Path(model).exists() else model)
     out = out or Path("outputs/llm") / f"{algorithm.replace(':', '_')}-{name}-seed{seed}"
     mesh = None
@@ -822,8 +830,8 @@ def llm_run(
                  f"gamelab --cpu-devices {devices} llm run ...)")
         mesh = Mesh(np.array(jax.devices()[:devices]), ("data",))
     if model is not None:
-        g, policy = real_model_game(model, prompts, judge, response_tokens, max_new_tokens, lora, dtype, seed, mesh,
-                                    fsdp)
+        g, policy, the_judge, judge_prompts = real_model_game(model, prompts, judge, response_tokens, max_new_tokens,
+                                                              lora, dtype, seed, mesh, fsdp)
     try:
         if model is None:
             g = parse_sequence_game(game, vocab, length)
@@ -832,6 +840,13 @@ def llm_run(
                        checkpoint_every=checkpoint_every, progress=not quiet and not as_json, mesh=mesh, fsdp=fsdp,
                        model={"d_model": d_model, "heads": heads, "layers": layers} if policy == "transformer" else None,
                        metrics=metrics, eval_samples=eval_samples, level=level, prompt_weights=weights, wait=wait)
+        pool = None
+        if empirical:
+            from gamelab.llm.empirical import record_empirical
+
+            pool, pool_record = record_empirical(the_judge, policy, result.params, judge_prompts, empirical, out,
+                                                 level=level, seed=seed, wait=wait,
+                                                 about={"judge": judge})
     except (ValueError, RuntimeError) as exc:
         fail(str(exc))
     except OSError as exc:
@@ -841,7 +856,8 @@ def llm_run(
         rows = [{"step": int(s), **{k: float(v[i]) for k, v in trace.items() if np.ndim(v) == 1}}
                 for i, s in enumerate(result.steps)]
         typer.echo(json.dumps(jsonable({"config": result.config, "trace": rows, "seconds": result.seconds,
-                                        "resumed_from": result.resumed_from, "out": str(out)})))
+                                        "resumed_from": result.resumed_from, "out": str(out),
+                                        **({"empirical": pool_record} if pool is not None else {})})))
         return
     typer.echo(f"{algorithm} on {g.spec}: {g.n} responses, {result.config['policy']}, {result.config['metrics']} "
                "metrics" + (f" ({g.C.shape[0]} prompts: means over prompts)" if g.C.shape[0] > 1 else ""))
@@ -861,6 +877,12 @@ def llm_run(
         typer.echo(("" if g.C.shape[0] == 1 else f"prompt {x}: ") + f"class marginal "
                    f"{'(estimated) ' if bounds else ''}{np.array2string(q[x], precision=4)} vs class Nash "
                    f"{np.array2string(g.class_nash(x), precision=4)}")
+    if pool is not None:
+        from gamelab.llm.empirical import EMPIRICAL_FILE, empirical_table
+
+        typer.echo(f"empirical game: {empirical} answers per prompt from the base model and the final policy, every "
+                   f"pair judged by {judge} ({out / EMPIRICAL_FILE})")
+        typer.echo(empirical_table(pool))
     typer.echo(f"{result.seconds:.1f} s" + (f" (resumed at step {result.resumed_from * record_every})"
                                             if result.resumed_from else ""))
     typer.echo(f"results: {out} (`gamelab plot {out}`)")
@@ -868,8 +890,9 @@ def llm_run(
 
 def real_model_game(model: str, prompts: Optional[Path], judge: str, response_tokens: str, length: int,
                     lora: Optional[int], dtype: str, seed: int, mesh, fsdp: bool):
-    """(the game, the DecoderPolicy) of `gamelab llm run --model`, or one error line: the model, the
-    prompts file, the judge, the response tokens or the LoRA rank."""
+    """(the game, the DecoderPolicy, the judge, the prompt texts it reads) of `gamelab llm run
+    --model`, or one error line: the model, the prompts file, the judge, the response tokens or the
+    LoRA rank."""
     from gamelab.llm.decoder import LoraConfig
     from gamelab.llm.judges import parse_judge, policy_game
     from gamelab.llm.policy import DecoderPolicy
@@ -903,10 +926,11 @@ def real_model_game(model: str, prompts: Optional[Path], judge: str, response_to
         pol = DecoderPolicy(lm, [encode(lm, t, add_bos=False if lm.chat_template else None) for t in texts],
                             [i[0] for i in ids], length, lora=None if lora is None else LoraConfig(rank=lora),
                             seed=seed, mesh=mesh, fsdp=fsdp)
-        game = policy_game(the_judge, pol, [chat[-1]["content"] for chat in chats], f"judge {judge}")
+        judge_prompts = [chat[-1]["content"] for chat in chats]
+        game = policy_game(the_judge, pol, judge_prompts, f"judge {judge}")
     except ValueError as exc:
         fail(str(exc))
-    return game, pol
+    return game, pol, the_judge, judge_prompts
 
 
 def load_language_model(spec: str, dtype: str):

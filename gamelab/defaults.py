@@ -44,6 +44,7 @@ LLM_JUDGE = "cyclic"  # gamelab.llm.judges.parse_judge
 LLM_RESPONSE_TOKENS = (" yes", " no", " maybe", ".")  # the V tokens a response is made of (one token each)
 LLM_RESPONSE_LENGTH = 3  # response tokens L: V^L responses, enumerated for the exact class-level gap
 DECODER_LR = 1e-4  # a pretrained model's learning rate (its weights, or its LoRA adapters)
+LLM_EMPIRICAL = 0  # --empirical K: answers per prompt from the final policy and the base model at the end (0: off)
 
 # rate certificates (gamelab.rates, `gamelab rates`)
 RATE_TAIL = 0.5  # the fraction of each trace (its end, above rounding level) that is fitted
