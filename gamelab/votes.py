@@ -367,7 +367,7 @@ def gpm_objective(features, left, right, outcome, rank: int, ridge: float, weigh
         E = np.asarray(features @ x.reshape(1 + 2 * k, d).T)  # (T, 1 + 2k): r, U, V of every item
         El, Er = np.asarray(L @ E), np.asarray(R @ E)
         Ul, Vl, Ur, Vr = El[:, 1:1 + k], El[:, 1 + k:], Er[:, 1:1 + k], Er[:, 1 + k:]
-        s = El[:, 0] - Er[:, 0] + np.sum(Ul * Vr, axis=1) - np.sum(Vl * Ur, axis=1)
+        s = skew_score(El, Er)
         nll = -np.sum(w * (outcome * log_expit(s) + (1.0 - outcome) * log_expit(-s)))
         g = (w * (expit(s) - outcome))[:, None]  # d nll / d s
         G = np.asarray(L.T @ np.hstack([g, g * Vr, -g * Ur]) + R.T @ np.hstack([-g, -g * Vl, g * Ul]))
@@ -375,6 +375,15 @@ def gpm_objective(features, left, right, outcome, rank: int, ridge: float, weigh
         return nll + 0.5 * ridge * x @ x, grad + ridge * x
 
     return objective
+
+
+def skew_score(El, Er) -> np.ndarray:
+    """s = r_l − r_r + u_lᵀv_r − v_lᵀu_r from rows [r, u (k), v (k)] of the left (``El``) and right
+    (``Er``) items' embeddings, (M, 1 + 2k) each: swapping El and Er negates s bit for bit, and equal
+    rows give exactly 0."""
+    k = (El.shape[1] - 1) // 2
+    Ul, Vl, Ur, Vr = El[:, 1:1 + k], El[:, 1 + k:], Er[:, 1:1 + k], Er[:, 1 + k:]
+    return El[:, 0] - Er[:, 0] + (np.sum(Ul * Vr, axis=1) - np.sum(Vl * Ur, axis=1))
 
 
 def fit_gpm_weights(features, left, right, outcome, rank: int, *, ridge: float, weight=None, seed: int = 0,
