@@ -7,6 +7,8 @@ preferences, never a scalar reward by force.
 * :class:`CyclicLengthJudge` — a programmatic judge with a known non-transitive ground truth: an
   answer's class is its word count mod 3, and class c beats class c+1 (mod 3) with probability
   ½ + margin (rock-paper-scissors over answers); its class-level Nash is uniform over the classes.
+* :class:`~gamelab.llm.preference_model.GPMJudge` (``gpm:PATH``) — a general preference model over
+  answer-text features, fitted to real votes (:mod:`gamelab.llm.preference_model`).
 * :func:`judged_matrix` — every pair of an enumerable list of answers judged: a valid preference
   matrix, the game whose exact Nash gap the engine computes (:func:`judged_game` lifts it to the
   sequence game of a :class:`~gamelab.llm.policy.DecoderPolicy`'s responses, one class per
@@ -109,13 +111,16 @@ class CyclicLengthJudge(NamedTuple):
         return self.class_matrix()[self.classes(answers), self.classes(others)]
 
 
-JUDGES = "cyclic[:margin=M,sep=S] (programmatic, non-transitive) | llm:MODEL (an instruct model asked)"
+JUDGES = ("cyclic[:margin=M,sep=S] (programmatic, non-transitive) | llm:MODEL (an instruct model asked) | "
+          "gpm:PATH (a general preference model fitted to votes over texts: `gamelab llm fit-judge`)")
 
 
 def parse_judge(spec: str) -> PairwiseJudge:
     """A judge by name (:data:`JUDGES`): ``cyclic`` — :class:`CyclicLengthJudge` (options
     ``margin``, ``sep``); ``llm:MODEL`` — :class:`LLMJudge` over a model ``load_model`` reads
-    (smollm2-135m, a Hugging Face folder or a GGUF file). ValueError names an unknown judge."""
+    (smollm2-135m, a Hugging Face folder or a GGUF file); ``gpm:PATH`` —
+    :class:`~gamelab.llm.preference_model.GPMJudge` of a model :meth:`~gamelab.llm.preference_model.TextGPM.save`
+    wrote (a damaged file raises its JudgeFileError, a ValueError). ValueError names an unknown judge."""
     name, _, rest = spec.partition(":")
     if name == "cyclic":
         options = {}
@@ -131,6 +136,10 @@ def parse_judge(spec: str) -> PairwiseJudge:
         if not 0 <= margin <= 0.5:
             raise ValueError(f"judge {spec!r}: margin must be in [0, 0.5], got {margin}")
         return CyclicLengthJudge(margin, options.get("sep"))
+    if name == "gpm" and rest:
+        from gamelab.llm.preference_model import GPMJudge
+
+        return GPMJudge.load(rest)
     if name == "llm" and rest:
         return LLMJudge(load_model(rest))
     raise ValueError(f"unknown judge {spec!r}; judges: {JUDGES}")
