@@ -1007,6 +1007,70 @@ def llm_score(
         typer.echo(f"perplexity {ppl:.4f} over {count} tokens ({lm.source})")
 
 
+@llm_app.command("fit-judge")
+def llm_fit_judge(
+    votes: Path = typer.Option(..., help="pairwise votes between models (CSV with a header, or .jsonl) with a prompt "
+                               "column, e.g. ../shared/data/llmfao/crowd-comparisons.csv"),
+    answers: Path = typer.Option(..., help="the models' answer texts, JSON lines with model, prompt, result (and name), "
+                                 "e.g. ../shared/data/llmfao/results.jsonl"),
+    prompts_file: Path = typer.Option(..., help="the prompts' texts, JSON lines with id, text, e.g. "
+                                      "../shared/data/llmfao/prompts.jsonl"),
+    rank: int = typer.Option(1, help="rank of the skew-symmetric part (0: Bradley–Terry over texts)"),
+    out: Path = typer.Option(..., help="where to save the fitted judge (.npz); use it as --judge gpm:OUT"),
+    ridge: Optional[float] = typer.Option(None, help="ridge/2·‖weights‖² of every rank fitted (default: each rank "
+                                          "its own, TEXT_GPM_RIDGE of gamelab.llm.preference_model)"),
+    hash_bits: Optional[int] = typer.Option(None, help="2^k hashed word n-gram columns (default: FeatureSettings)"),
+    by: str = typer.Option("both", help="held-out folds of whole prompts, pairs, both, or none (no held-out table)"),
+    splits: int = typer.Option(5, help="held-out folds"),
+    seed: int = typer.Option(defaults.SEED, help="seed of the folds and of the fit's random start"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object (held-out summaries, the saved file)"),
+):
+    """Fit a judge to votes over answer texts — a general preference model over text features,
+    P(a ≻ b) = σ(r(a) − r(b) + u(a)ᵀv(b) − v(a)ᵀu(b)) — print its held-out log-likelihood per vote at
+    --rank beside rank 0 (Bradley–Terry over texts), the model-identity Bradley–Terry and a coin, and
+    save it fitted to all the votes."""
+    if rank < 0:
+        fail(f"--rank must be >= 0, got {rank}")
+    if by not in ("prompt", "pair", "both", "none"):
+        fail(f"--by must be prompt, pair, both or none, got {by!r}")
+    if splits < 2:
+        fail(f"--splits must be >= 2, got {splits}")
+    if ridge is not None and not (math.isfinite(ridge) and ridge > 0):
+        fail(f"--ridge must be a positive number, got {ridge}")
+    from gamelab.llm import preference_model as PM
+    from gamelab.votes import load_votes
+
+    options = {} if ridge is None else {"ridge": ridge}
+    settings = PM.FeatureSettings() if hash_bits is None else PM.FeatureSettings(hash_bits=hash_bits)
+    try:
+        settings = settings.validated()
+        data = load_votes(votes)
+        texts = PM.llmfao_answers(answers, prompts_file)
+        PM.vote_items(data, texts)  # every vote's answers are there, before any fitting
+        splits_by = {"both": ("prompt", "pair"), "none": ()}.get(by, (by,))
+        ranks = (0,) if rank == 0 else (0, rank)
+        results = [PM.held_out_text(data, texts, ranks=ranks, by=b, splits=splits, seed=seed, settings=settings,
+                                    **options) for b in splits_by]
+        model = PM.fit_text_gpm(data, texts, rank, settings=settings, seed=seed, **options)
+        model.save(out)
+    except ValueError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(os_error(exc))
+    if as_json:
+        typer.echo(json.dumps(jsonable({"out": str(out), "rank": rank, "ridge": model.ridge, "votes": model.votes,
+                                        "settings": settings._asdict(), "converged": model.converged,
+                                        "log_likelihood": model.log_likelihood,
+                                        "held_out": {h.by: h.summary("text0") for h in results}})))
+        return
+    for line in PM.held_out_table(results):
+        typer.echo(line)
+    typer.echo(f"fitted to all {model.votes} votes: rank {model.rank}, ridge {model.ridge:g}, "
+               f"{settings.dim} features, log-likelihood per vote {model.log_likelihood / model.votes:.4f}"
+               + ("" if model.converged else " (L-BFGS did not report convergence)"))
+    typer.echo(f"saved {out} (use it as --judge gpm:{out})")
+
+
 def main() -> None:  # pragma: no cover
     app()
 
