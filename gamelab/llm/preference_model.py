@@ -10,8 +10,9 @@ and planes linear in those features:
 so P(a ≻ b) + P(b ≻ a) = 1 and P(a ≻ a) = ½ exactly (:func:`antisymmetric_expit`), and at rank
 k ≥ 1 it can hold cycles; rank 0 is Bradley–Terry over texts (a reward model). It is fitted by
 penalized maximum likelihood — the half-win likelihood of :mod:`gamelab.votes` (a tie is half a win
-each way), ridge/2·(‖w‖² + ‖A‖² + ‖B‖²) with the ridge by rank (:data:`TEXT_GPM_RIDGE`) — by L-BFGS with the exact gradient
-(:func:`gamelab.votes.fit_gpm_weights`, the code ``fit_gpm`` runs with one embedding per item).
+each way), ridge/2·(‖w‖² + ‖A‖² + ‖B‖²) with the ridge by rank (:data:`TEXT_GPM_RIDGE`) — by L-BFGS
+with the exact gradient (:func:`gamelab.votes.fit_gpm_weights`, the code ``fit_gpm`` runs with one
+embedding per item).
 
 **Features** (:class:`FeatureSettings`; d = 2^hash_bits + 25 + 6):
 
