@@ -223,10 +223,11 @@ def make_parametric(algo: Algorithm, policy: Policy, feedback: str = "sampled", 
         return ParametricState(logp, params, ref, ref_logp, opt_state, key, t, loss.astype(s.loss.dtype))
 
     def init(game, hp, logp, ref):
-        params, ref_params = policy.init(logp), policy.init(ref)
-        return ParametricState(pairs.view(policy, params), params, ref_params, pairs.view(policy, ref_params),
+        params, ref_params = policy.init(logp), policy.init(ref)  # logp, ref: what policy.start_point gave
+        view = pairs.view(policy, params)
+        return ParametricState(view, params, ref_params, pairs.view(policy, ref_params),
                                opt.init(params), jax.random.key(hp.seed), jnp.zeros((), jnp.int32),
-                               jnp.full((), jnp.nan, logp.dtype))
+                               jnp.full((), jnp.nan, view.dtype))
 
     if form.prox is None:
         def step(game, hp, s):

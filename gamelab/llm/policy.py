@@ -78,8 +78,15 @@ class DecoderPolicy(MeshSharded, Policy):
         return {"base": jax.tree.map(lambda _: False, params["base"]),
                 "lora": jax.tree.map(lambda _: True, params["lora"])}
 
-    def init(self, logp):
-        """The loaded weights, whatever ``logp`` asks (see the module doc)."""
+    def start_point(self, logp):
+        """The loaded weights (whatever ``logp`` asks): a run's programs take them as an argument."""
+        return self.params0
+
+    def init(self, point):
+        """The loaded weights (see the module doc): ``point`` itself when it is them (``start_point``'s,
+        an argument of the program), else the policy's own copy, whatever ``point`` asks."""
+        if jax.tree.structure(point) == jax.tree.structure(self.params0):
+            return point
         return jax.tree.map(jnp.asarray, self.params0)
 
     def model_params(self, params):
@@ -94,24 +101,38 @@ class DecoderPolicy(MeshSharded, Policy):
         params = self.model_params(self._params(params))
         N = digits.shape[0]
         pad, (x, digits) = self._pad_rows(x, digits)
-        if one is not None:  # every row is prompt ``one``: run it alone
-            first, cache, lengths = self._prompt_cache(params, jnp.reshape(one, (1,)))
-            x = jnp.zeros_like(x)
-        else:
-            first, cache, lengths = self._prompt_cache(params, jnp.arange(self.prompts))
+        first, cache, lengths = self._rows_cache(params, x, one)
         allowed = jnp.asarray(self.allowed)
-        logits = first[x][:, None]  # (N, 1, vocab): the first response token's, from the prompt's last position
+        logits = first[:, None]  # (N, 1, vocab): the first response token's, from the prompt's last position
         if self.length > 1:  # the response's first L − 1 tokens, after the prompt's keys and values
-            rows = jax.tree.map(lambda a: a[:, x], (cache.k, cache.v))
-            cache = cache._replace(k=rows[0], v=rows[1], valid=cache.valid[x])
             head = self._batch(allowed[digits[:, :-1]])
-            positions = lengths[x][:, None] + jnp.arange(self.length - 1)[None]
+            positions = lengths[:, None] + jnp.arange(self.length - 1)[None]
             rest, _ = step_with_cache(self.graph, params, cache, head, jnp.ones(head.shape, bool), positions)
             logits = jnp.concatenate([logits, rest], axis=1)
-        restricted = jnp.take(logits, allowed, axis=-1)
-        dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
-        out = jax.nn.log_softmax(restricted.astype(dtype), axis=-1)
+        out = self._restricted(logits)
         return self._replicated(out)[:N] if pad else out
+
+    def _restricted(self, logits):
+        """log-softmax over the allowed tokens of (…, vocab) logits (float64 under x64)."""
+        restricted = jnp.take(logits, jnp.asarray(self.allowed), axis=-1)
+        dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+        return jax.nn.log_softmax(restricted.astype(dtype), axis=-1)
+
+    def _rows_cache(self, params, x, one=None):
+        """(first-token logits (N, vocab), a cache with L − 1 free slots (N rows), real-token counts
+        (N,)) of the prompts ``x`` (N,) of a batch's rows: ``one`` (every row is that prompt) runs it
+        once; N ≤ prompts runs the rows' own prompts; more rows run every prompt once and gather
+        (so a prompt costs at most one pass per call, never one per row)."""
+        N = x.shape[0]
+        if one is not None:
+            first, cache, lengths = self._prompt_cache(params, jnp.reshape(one, (1,)))
+            x = jnp.zeros_like(x)
+        elif N <= self.prompts:
+            return self._prompt_cache(params, x)
+        else:
+            first, cache, lengths = self._prompt_cache(params, jnp.arange(self.prompts))
+        k, v = jax.tree.map(lambda a: a[:, x], (cache.k, cache.v))
+        return first[x], cache._replace(k=k, v=v, valid=cache.valid[x]), lengths[x]
 
     def _prompt_cache(self, params, which):
         """The prompts ``which`` run once: (their last position's logits (k, vocab), their keys and
@@ -140,14 +161,24 @@ class DecoderPolicy(MeshSharded, Policy):
         return jnp.sum(jnp.take_along_axis(logp, digits[..., None], axis=-1)[..., 0], axis=-1)
 
     def sample(self, params, key, shape=(), x=0, temperature: float = 1.0):
-        """Responses drawn token by token (one pass per position over the prompt and the tokens so far)."""
+        """Responses drawn token by token with a KV cache: the prompts run once, then each drawn
+        token is one more position (the same keys, one per position, as a pass per position)."""
         count = int(np.prod(shape, dtype=int))
-        digits = jnp.zeros((count, self.length), jnp.int32)
+        params = self.model_params(self._params(params))
         xs = jnp.broadcast_to(jnp.asarray(x), (count,))
+        pad, (xs,) = self._pad_rows(xs)
+        logits, cache, lengths = self._rows_cache(params, xs, x if jnp.ndim(x) == 0 else None)
+        allowed = jnp.asarray(self.allowed)
+        digits = []
         for t, k in enumerate(jax.random.split(key, self.length)):
-            logp = self._next_logp(params, xs, digits, one=x if jnp.ndim(x) == 0 else None)[:, t]
-            digits = digits.at[:, t].set(jax.random.categorical(k, logp / temperature).astype(jnp.int32))
-        return sequence_index(digits, self.vocab).reshape(shape)
+            logp = self._replicated(self._restricted(logits))[:count]
+            digits.append(jax.random.categorical(k, logp / temperature).astype(jnp.int32))
+            if t + 1 < self.length:
+                token = self._batch(allowed[jnp.pad(digits[-1], (0, pad))][:, None])
+                logits, cache = step_with_cache(self.graph, params, cache, token, jnp.ones(token.shape, bool),
+                                                (lengths + t)[:, None])
+                logits = logits[:, 0]
+        return sequence_index(jnp.stack(digits, axis=1), self.vocab).reshape(shape)
 
     def response_texts(self) -> list:
         """The text of every response y = 0 … V^L − 1 (its tokens decoded), what a judge reads."""

@@ -336,12 +336,13 @@ def train(algorithm: str, game: SequenceGame, *, steps: int, record_every: int =
             ref_q = np.tile(np.bincount(game.classes, minlength=game.m) / n, (prompts, 1))
         else:
             ref_q = np.stack([np.bincount(game.classes, weights=np.exp(r), minlength=game.m) for r in ref_logp])
+        point = pol.start_point(jnp.asarray(uniform, dt))  # a pretrained policy's weights: one copy, shared
         ev = Evaluation(jnp.asarray(star, dt), jnp.asarray(present_classes(game)), jnp.asarray(ref_q, dt),
                         None if tau is None else jnp.asarray(tau, dt),
                         None if ref_logp is None or mode == "sampled" else jnp.asarray(ref_logp, dt),
-                        pol.init(uniform) if ref_logp is not None and mode == "sampled" else None)
+                        point if ref_logp is not None and mode == "sampled" else None)
         rec = ClassRecorder(mode, int(eval_samples), (float(level), 1 - (1 - float(level)) / prompts), pol)
-        G, ev, hp_dev, init_l = to_global((oracle, ev, cast_hparams(hp, dt), jnp.asarray(uniform, dt)), mesh)
+        G, ev, hp_dev, init_l = to_global((oracle, ev, cast_hparams(hp, dt), point), mesh)
         ref_l, tau_dev = init_l, None
     writer = out is not None and jax.process_index() == 0
     if writer:  # a folder of another kind (a sweep's) is refused before anything is written

@@ -24,6 +24,12 @@ class Policy:
     def init(self, logp):
         raise NotImplementedError
 
+    def start_point(self, logp):
+        """What a run's first program passes to ``init``: the log-probabilities ``logp`` themselves,
+        or — a pretrained policy — its loaded weights, so that they enter the program as an argument
+        instead of being compiled into it as constants (half a gigabyte for SmolLM2)."""
+        return logp
+
     def log_probs(self, params, x=0):
         raise NotImplementedError
 
