@@ -129,21 +129,36 @@ def barrier(name: str, mesh) -> None:
         multihost_utils.sync_global_devices(name)
 
 
-def _saveable(tree, mesh=None) -> dict:
+def _kept(tree, frozen) -> list:
+    """Per leaf of ``tree``: whether a checkpoint holds it (not a leaf ``frozen`` marks as constant)."""
+    leaves = jax.tree.leaves(tree)
+    if frozen is None:
+        return [True] * len(leaves)
+    marks = jax.tree.leaves(frozen(tree))
+    if len(marks) != len(leaves):
+        raise ValueError(f"frozen() marked {len(marks)} leaves of a carry with {len(leaves)}")
+    return [not bool(m) for m in marks]
+
+
+def _saveable(tree, mesh=None, frozen=None) -> dict:
     """Leaves by index as NumPy (typed PRNG keys as their raw key data); empty leaves (a state's
-    placeholder views), which orbax cannot save, are left out."""
-    leaves = [jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x
-              for x in jax.tree.leaves(tree)]
-    return {f"{i:05d}": x for i, x in enumerate(to_host(leaves, mesh)) if x.size}
+    placeholder views), which orbax cannot save, and leaves ``frozen`` marks are left out."""
+    keep = _kept(tree, frozen)
+    chosen = {f"{i:05d}": jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x
+              for i, (x, k) in enumerate(zip(jax.tree.leaves(tree), keep)) if k and x.size}
+    return to_host(chosen, mesh)
 
 
-def _restore(saved: dict, like):
+def _restore(saved: dict, like, frozen=None):
+    """The carry of a checkpoint: its saved leaves, and ``like``'s (the fresh start's) where a leaf is
+    empty or frozen (unchanged since the start, so equal to it)."""
     leaves, treedef = jax.tree.flatten(like)
-    if len(saved) != sum(1 for x in leaves if x.size):
+    keep = _kept(like, frozen)
+    if len(saved) != sum(1 for x, k in zip(leaves, keep) if x.size and k):
         raise ValueError("the checkpoint does not match this run's state (a different algorithm or model?)")
     new = []
-    for i, x in enumerate(leaves):
-        if not x.size:
+    for i, (x, k) in enumerate(zip(leaves, keep)):
+        if not x.size or not k:
             new.append(x)
             continue
         v = saved[f"{i:05d}"]
@@ -186,14 +201,16 @@ def check_segments(steps, record_every, checkpoint_every) -> None:
 
 def run_segments(algo, game, hp, init_logp, ref_logp, tau=None, *, steps: int, record_every: int,
                  checkpoint_every: int = defaults.LLM_CHECKPOINT_EVERY, recorder: Callable | None = None, aux=None,
-                 layout: Callable | None = None, out=None, config: dict | None = None, mesh=None,
-                 progress: bool = True, desc: str = "") -> Segments:
+                 layout: Callable | None = None, frozen: Callable | None = None, out=None,
+                 config: dict | None = None, mesh=None, progress: bool = True, desc: str = "") -> Segments:
     """Run ``algo`` for ``steps`` steps (a multiple of ``record_every``) in checkpointed segments
     of ``checkpoint_every`` recordings; see the module docstring. ``game``, ``hp``, the policies,
     ``tau`` (of the driver's regularized gap) and ``aux`` (what the recorder reads besides the
     game) are device arrays, global over ``mesh`` when it spans processes. ``out``: the run's
     folder (None: nothing written, no resume), checked against ``config`` before anything
-    compiles. A tqdm bar shows progress when ``progress``."""
+    compiles. ``frozen``: carry -> a pytree of bools like it, True where a leaf never changes in
+    the run (a pretrained policy's frozen base weights): checkpoints leave it out and a resume
+    takes it from the fresh start. A tqdm bar shows progress when ``progress``."""
     check_segments(steps, record_every, checkpoint_every)
     intervals = steps // record_every
     t0 = time.time()
@@ -214,7 +231,7 @@ def run_segments(algo, game, hp, init_logp, ref_logp, tau=None, *, steps: int, r
         for step in sorted(manager.all_steps(), reverse=True):
             try:
                 saved = manager.restore(step, args=ocp.args.StandardRestore())
-                restored = to_global(_restore(saved["carry"], carry), mesh, like=carry)
+                restored = to_global(_restore(saved["carry"], carry, frozen), mesh, like=carry)
                 rows = [{k: np.asarray(v)[i] for k, v in saved["rows"].items()} for i in range(step)]
             except Exception as exc:  # orbax and tensorstore raise many types for a damaged file
                 print(f"warning: checkpoint {step} in {out / CHECKPOINTS} is damaged ({type(exc).__name__}): "
@@ -247,7 +264,8 @@ def run_segments(algo, game, hp, init_logp, ref_logp, tau=None, *, steps: int, r
             import orbax.checkpoint as ocp
 
             stacked = {key: np.stack([r[key] for r in rows]) for key in rows[0]}
-            manager.save(done, args=ocp.args.StandardSave({"carry": _saveable(carry, mesh), "rows": stacked}))
+            saved = {"carry": _saveable(carry, mesh, frozen), "rows": stacked}
+            manager.save(done, args=ocp.args.StandardSave(saved))
             manager.wait_until_finished()
         if bar is not None:
             bar.update(k * record_every)

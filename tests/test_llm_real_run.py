@@ -206,3 +206,93 @@ def test_lora_keeps_no_optimizer_state_for_the_frozen_base(model):
         state = algo.init(game.matrix(0), algo.make_hparams(), np.full(9, -np.log(9)), np.full(9, -np.log(9)))
         learnt = size(state.params) if lora is None else size(state.params["lora"])
         assert size(state.opt) == 2 * learnt + 1  # Adam's two moments of what learns, and its count
+
+
+def test_a_lora_checkpoint_holds_the_adapters_not_the_frozen_base(model, tmp_path):
+    """The base weights never change under LoRA: a checkpoint leaves them out (segments' ``frozen``
+    hook) and a resume takes them from the loaded model (the kill/resume test above checks that the
+    trace is still bit for bit)."""
+    import jax
+    import orbax.checkpoint as ocp
+
+    from gamelab.llm.checkpoints import load_model
+    from gamelab.llm.decoder import LoraConfig
+    from gamelab.llm.games import sequence_game
+    from gamelab.llm.policy import DecoderPolicy
+    from gamelab.llm.text import encode
+    from gamelab.llm.train import train
+
+    lm = load_model(model[0])
+    size = lambda tree: sum(np.size(x) for x in jax.tree.leaves(tree))  # noqa: E731
+    pol = DecoderPolicy(lm, [encode(lm, "AB")], [encode(lm, c)[0] for c in "ABC"], 2, lora=LoraConfig(rank=2))
+    out = tmp_path / "run"
+    train("dpo", sequence_game(vocab=3, length=2), steps=2, record_every=1, checkpoint_every=1, policy=pol,
+          out=out, progress=False)
+    manager = ocp.CheckpointManager(out / "_checkpoints")
+    saved = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore())["carry"]
+    manager.close()
+    lora, base = size(pol.params0["lora"]), size(pol.params0["base"])
+    # parameters', reference's and Adam's two moments' adapters, plus the two enumerated views of the
+    # 9 responses (exact metrics), a few scalars and the key
+    assert 4 * lora <= size(saved) <= 4 * lora + 2 * 9 + 16 < base
+
+
+def test_the_kv_cache_sampler_draws_what_a_pass_per_position_draws(model):
+    """DecoderPolicy.sample runs the prompts once and one position per token; a pass over the
+    prompt and the tokens so far at every position (the plain definition) draws the same
+    responses from the same keys, for one prompt, fewer rows than prompts and more."""
+    import jax
+    import jax.numpy as jnp
+
+    from gamelab.llm.checkpoints import load_model
+    from gamelab.llm.decoder import LoraConfig
+    from gamelab.llm.model import sequence_index
+    from gamelab.llm.policy import DecoderPolicy
+
+    lm = load_model(model[0])
+    pol = DecoderPolicy(lm, [[1, 5, 9], [1, 7], [1, 3, 4, 8, 2], [2]], [5, 6, 7], 3, lora=LoraConfig(rank=2))
+    params = pol.init(None)
+    params["lora"] = jax.tree.map(lambda a: a + 0.3 * jax.random.normal(jax.random.key(3), a.shape, a.dtype),
+                                  params["lora"])
+
+    def per_position(key, x, count):
+        digits = jnp.zeros((count, pol.length), jnp.int32)
+        xs = jnp.broadcast_to(jnp.asarray(x), (count,))
+        for t, k in enumerate(jax.random.split(key, pol.length)):
+            logp = jnp.stack([pol._next_logp(params, xs[i:i + 1], digits[i:i + 1])[0, t] for i in range(count)])
+            digits = digits.at[:, t].set(jax.random.categorical(k, logp).astype(jnp.int32))
+        return sequence_index(digits, pol.vocab)
+
+    for x in (1, jnp.array([0, 3, 2]), jnp.array([0, 1, 2, 3, 3, 1, 0, 2, 1])):
+        count = 6 if jnp.ndim(x) == 0 else len(x)
+        for seed in range(3):
+            key = jax.random.key(seed)
+            np.testing.assert_array_equal(pol.sample(params, key, (count,), x), per_position(key, x, count))
+
+
+def test_the_loaded_weights_are_an_argument_of_the_start_program_not_a_constant(model):
+    """Compiled in, SmolLM2's weights made a 324 MB program (and its cache entry); passed through
+    ``Policy.start_point`` the program holds none of them."""
+    import jax
+    import jax.numpy as jnp
+
+    from gamelab.algorithms import get_algorithm
+    from gamelab.algorithms.parametric import make_parametric
+    from gamelab.llm.checkpoints import load_model
+    from gamelab.llm.games import sequence_game
+    from gamelab.llm.pairs import ClassOracle, PromptPairs
+    from gamelab.llm.policy import DecoderPolicy
+    from gamelab.llm.text import encode
+    from gamelab.run import start
+
+    lm = load_model(model[0])
+    pol = DecoderPolicy(lm, [encode(lm, "AB")], [encode(lm, c)[0] for c in "ABC"], 2)
+    algo = make_parametric(get_algorithm("dpo"), pol, "sampled", 8, "adam", PromptPairs("sampled", 8, 1, False))
+    game = sequence_game(vocab=3, length=2)
+    oracle = ClassOracle(jnp.asarray(game.classes), jnp.asarray(game.C), jnp.ones(1))
+    point = pol.start_point(jnp.zeros(9))
+    text = jax.jit(lambda p: start(algo, oracle, algo.make_hparams(), p, p)).lower(point).as_text()
+    weight_bytes = sum(x.nbytes for x in jax.tree.leaves(pol.params0))
+    assert len(text) < weight_bytes / 4
+    inlined = jax.jit(lambda: start(algo, oracle, algo.make_hparams(), pol.init(None), pol.init(None))).lower()
+    assert len(inlined.as_text()) > weight_bytes  # the test can fail: what the old path compiled in

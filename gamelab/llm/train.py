@@ -129,6 +129,22 @@ class CarryLayout(NamedTuple):
         return state, rep(avg), rep(t)
 
 
+class FrozenBase(NamedTuple):
+    """The carry's leaves no step changes (the segment loop's ``frozen`` hook): the policy's
+    untrainable parameters (``policy.trainable``, e.g. a LoRA run's base weights) in the state's
+    parameters and in its reference, which only ever copies the parameters. A checkpoint then
+    holds the adapters and the optimizer, not the base model twice."""
+
+    policy: Policy
+
+    def __call__(self, carry):
+        marks = jax.tree.map(lambda _: False, carry)
+        if self.policy.trainable is None:
+            return marks
+        fixed = jax.tree.map(lambda t: not t, self.policy.trainable(carry[0].params))
+        return (marks[0]._replace(params=fixed, ref=fixed),) + tuple(marks[1:])
+
+
 # The path of several prompts or sampled metrics: the parametric step draws from PromptPairs on
 # the class oracle, and the recordings are computed from class marginals (below), not from the
 # lifted matrix; the loop body is the driver's (a recording, then record_every steps).
@@ -350,8 +366,9 @@ def train(algorithm: str, game: SequenceGame, *, steps: int, record_every: int =
     with writer_lock(Path(out), wait=wait) if writer else nullcontext():
         seg = run_segments(algo, G, hp_dev, init_l, ref_l, tau_dev, steps=steps, record_every=record_every,
                            checkpoint_every=checkpoint_every, recorder=rec, aux=ev,
-                           layout=None if mesh is None else CarryLayout(pol, mesh), out=out, config=config,
-                           mesh=mesh, progress=progress, desc=f"{algorithm} on {game.spec}")
+                           layout=None if mesh is None else CarryLayout(pol, mesh), frozen=FrozenBase(pol),
+                           out=out, config=config, mesh=mesh, progress=progress,
+                           desc=f"{algorithm} on {game.spec}")
         result = _result(seg, game, driver, star, weights, mode, mesh, steps, record_every, config)
         if writer:
             write_results(result, Path(out).resolve(), n)
