@@ -25,7 +25,7 @@ Outputs in ``outputs/experiments/smollm2_alignment/``: ``summary.json``, ``summa
 ``smollm2_alignment.png`` (copied to experiments/figures/). Every run has its own checkpointed
 folder (``runs/``): a killed experiment resumes.
 
-    python experiments/smollm2_alignment.py [--out DIR] [--steps N]
+    python experiments/smollm2_alignment.py [--out DIR] [--steps N] [--lr LR]   # figure: …_lr{LR}.png if not 3e-3
 """
 from __future__ import annotations
 
@@ -51,9 +51,9 @@ RESPONSE_TOKENS = (" yes", " no", ".")
 LENGTH = 3
 JUDGE_MARGIN = 0.4
 LORA_RANK = 4
-STEPS = 4  # gradient steps per run: what fits in about 25 minutes of this shared 2-core CPU (8 runs)
+STEPS = 40  # gradient steps per run: what fits in about 30 minutes of this 2-core CPU (8 runs)
 INNER = 2  # COMAL's inner INPO steps per outer iteration
-RECORD = 4  # gradient steps between recordings (the start and the end)
+RECORD = 8  # gradient steps between recordings
 SEEDS = (0, 1)
 EVAL = 32
 # metrics 'exact' would enumerate all 16 × 27 answers inside every compiled step (killed at 20 GB)
@@ -87,13 +87,13 @@ def setting(seed_of_lora: int = 0):
     return lm, pol, judge, policy_game(judge, pol, PROMPTS, f"cyclic word count, margin {JUDGE_MARGIN}"), PROMPTS
 
 
-def run_one(label, seed, pol, game, *, steps, out: Path) -> dict:
+def run_one(label, seed, pol, game, *, steps, out: Path, lr: float = LR) -> dict:
     from gamelab.llm.train import train
 
     name, hp = ALGORITHMS[label]
     comal = name == "comal"
     outer, record = (steps // INNER, RECORD // INNER) if comal else (steps, RECORD)
-    r = train(name, game, steps=outer, record_every=record, policy=pol, hparams={**hp, "lr": LR}, seed=seed,
+    r = train(name, game, steps=outer, record_every=record, policy=pol, hparams={**hp, "lr": lr}, seed=seed,
               out=out, checkpoint_every=1, progress=False, **TRAINING)
     per_record = RECORD
     logp = final_distribution(pol, r.params)
@@ -143,6 +143,7 @@ def main():
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     parser.add_argument("--labels", nargs="+", default=list(ALGORITHMS))
+    parser.add_argument("--lr", type=float, default=LR, help="Adam's learning rate (every algorithm)")
     args = parser.parse_args()
     from gamelab.llm.train import reference_log_probs
 
@@ -156,12 +157,12 @@ def main():
         for label in args.labels:
             t0 = time.time()
             results[label, seed] = run_one(label, seed, pol, game, steps=args.steps,
-                                           out=args.out / "runs" / f"{ALGORITHMS[label][0]}-seed{seed}")
+                                           out=args.out / "runs" / f"{ALGORITHMS[label][0]}-seed{seed}", lr=args.lr)
             print(f"{label} seed {seed}: exact gap {results[label, seed]['exact_gap']:.4f}, win rate vs base "
                   f"{results[label, seed]['win_rate_vs_ref'][-1]:.4f}, {time.time() - t0:.0f} s", flush=True)
         games[seed] = empirical(judge, pol, ref_logp, {lab: results[lab, seed]["logp"] for lab in args.labels}, seed)
     summary = {"setting": {"model": MODEL, "prompts": len(PROMPTS), "response_tokens": RESPONSE_TOKENS,
-                           "length": LENGTH, "lora_rank": LORA_RANK, "steps": args.steps, "inner": INNER, "lr": LR,
+                           "length": LENGTH, "lora_rank": LORA_RANK, "steps": args.steps, "inner": INNER, "lr": args.lr,
                            "seeds": args.seeds, "algorithms": {k: ALGORITHMS[k] for k in args.labels}, **TRAINING,
                            "judge_margin": JUDGE_MARGIN, "K": K},
                "base": {"class_marginal": ref_q.mean(axis=0).tolist(),
@@ -189,11 +190,12 @@ def main():
     text = "\n".join(table)
     (args.out / "summary.md").write_text(text + "\n")
     print(text)
-    figure(results, args, args.out / f"{NAME}.png")
+    figure(results, args, args.out / f"{NAME}.png",
+           FIGURE if args.lr == LR else FIGURE.with_name(f"{NAME}_lr{args.lr:g}.png"))
     print(f"total {time.time() - started:.0f} s; outputs in {args.out}")
 
 
-def figure(results, args, path: Path):
+def figure(results, args, path: Path, copy_to: Path):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -209,11 +211,12 @@ def figure(results, args, path: Path):
         ax.set_title(title)
         ax.set_xlabel("gradient step")
     axes[0].legend()
-    fig.suptitle(f"SmolLM2-135M + LoRA, cyclic judge, {len(PROMPTS)} prompts (seeds: solid / dashed)")
+    fig.suptitle(f"SmolLM2-135M + LoRA, cyclic judge, {len(PROMPTS)} prompts, Adam lr {args.lr:g} "
+                 "(seeds: solid / dashed)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    FIGURE.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(path, FIGURE)
+    copy_to.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, copy_to)
 
 
 if __name__ == "__main__":
