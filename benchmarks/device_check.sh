@@ -9,6 +9,9 @@
 #   environment  the accelerator, Python and library versions, JAX's devices
 #   llm          transformer throughput at V^L = 10^5 and 16^5 with sampled metrics (the README's
 #                configuration: benchmarks/llm_throughput.py), response tokens/s
+#   llm-real     a real model's shape: SmolLM2-135M (30 layers, d 576, vocabulary 49,152) with random
+#                weights (the machine reaches no registry for the GGUF): sampling, scoring and training
+#                tokens/s at batch 8 × 128 tokens, all weights and LoRA (benchmarks/llm_real.py)
 #   bench        the dynamics and roofline benchmarks on 10^6 games × n = 10 × 1000 steps and one
 #                game at n = 4000, float64 and float32 (benchmarks/run.py)
 #   llm-large    a wider transformer (d = 256, 4 layers, 1024 pairs per step) at 16^5 responses
@@ -45,14 +48,19 @@ part() {  # part NAME CAP_SECONDS COMMAND...: run within min(CAP, what is left o
 print(sys.version.split()[0], \"jax\", jax.__version__, \"flax\", flax.__version__, \"optax\", optax.__version__,
       \"numpy\", numpy.__version__, \"scipy\", scipy.__version__)
 print(\"JAX backend\", jax.default_backend(), jax.devices())'"
+  mkdir -p "$OUT/llm_real"
   if ((smoke)); then
     part llm 300 "$PY" benchmarks/llm_throughput.py --sizes 4x3 --steps 20 --eval-samples 256 --out "$OUT/llm"
+    part llm-real 300 "$PY" benchmarks/llm_real.py --model random:smollm2-135m --batch 2 --tokens 16 \
+      --new-tokens 4 --only score,train-lora --json "$OUT/llm_real/results.json"
     part bench 300 "$PY" benchmarks/run.py --quick --no-peers --only dynamics,roofline --workloads n=10 \
       --out "$OUT/bench"
     part llm-large 300 "$PY" benchmarks/llm_throughput.py --sizes 4x3 --d-model 64 --heads 4 --layers 2 \
       --batch 512 --steps 10 --eval-samples 256 --out "$OUT/llm_large"
   else
     part llm 240 "$PY" benchmarks/llm_throughput.py --sizes 10x5,16x5 --steps 200 --out "$OUT/llm"
+    part llm-real 150 "$PY" benchmarks/llm_real.py --model random:smollm2-135m --only generate,score,train-full,train-lora \
+      --json "$OUT/llm_real/results.json"
     part bench 260 "$PY" benchmarks/run.py --no-peers --only dynamics,roofline --workloads B=1000000,n=4000 \
       --out "$OUT/bench"
     part llm-large 150 "$PY" benchmarks/llm_throughput.py --sizes 16x5 --d-model 256 --heads 4 --layers 4 \

@@ -2,6 +2,7 @@
 
     taskset -c 0 python benchmarks/llm_real.py                 # SmolLM2-135M-Instruct, one core (≈ 4 minutes)
     python benchmarks/llm_real.py --model PATH --batch 8 --tokens 128 --json out.json
+    python benchmarks/llm_real.py --model random:smollm2-135m   # its shape, random weights (no download)
 
 Each measurement runs in its own process (so each peak resident memory is its own): ``load`` (the
 GGUF read, dequantized, placed), ``generate`` (greedy, ``--new-tokens`` per prompt, batch 1 and
@@ -38,6 +39,27 @@ def timed(fn, *args):
     return time.perf_counter() - t0
 
 
+# SmolLM2-135M-Instruct's shape, as its GGUF states it (tests/test_llama.py checks this against the
+# file when it is cached). A device machine reaches no package registry, so the GPU check times a
+# random decoder of this shape (``--model random:smollm2-135m``): the same FLOPs and bytes per token.
+SHAPES = {"smollm2-135m": dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_layers=30, num_heads=9,
+                               num_kv_heads=3, head_dim=64, rms_norm_eps=1e-5, rope_theta=100000.0,
+                               tie_embeddings=True, max_position=8192)}
+
+
+def random_model(name: str):
+    """A LanguageModel of a known shape (``random:NAME``, NAME in SHAPES) with random weights."""
+    from gamelab.llm.checkpoints import LanguageModel
+    from gamelab.llm.decoder import DecoderConfig, init_decoder
+
+    shape = name.partition(":")[2]
+    if shape not in SHAPES:
+        sys.exit(f"error: unknown shape {shape!r} (random:{' | random:'.join(SHAPES)})")
+    config = DecoderConfig(**SHAPES[shape])
+    graph, params = init_decoder(config)
+    return LanguageModel(config, graph, params, None, None, None, (), 0, False, name)
+
+
 def measure(part: str, model: str, batch: int, tokens: int, new_tokens: int) -> dict:
     sys.path.insert(0, ROOT)
     import gamelab  # noqa: F401
@@ -49,7 +71,7 @@ def measure(part: str, model: str, batch: int, tokens: int, new_tokens: int) -> 
     from gamelab.llm.decoder import LoraConfig, generate, init_lora, pack, sequence_logprobs, with_lora
 
     t0 = time.perf_counter()
-    lm = load_model(model)
+    lm = random_model(model) if model.startswith("random:") else load_model(model)
     row = {"part": part, "load_s": time.perf_counter() - t0}
     rng = np.random.default_rng(0)
     half = tokens // 2

@@ -356,6 +356,18 @@ def test_smollm2_says_paris_and_has_a_low_perplexity(smollm2):
     assert "Paris" in chat
 
 
+def test_the_gpu_check_times_smollm2s_own_shape(smollm2):
+    """benchmarks/llm_real.py's random:smollm2-135m (what the device check runs, offline) is the
+    loaded model's architecture."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("llm_real", Path(__file__).parents[1] / "benchmarks" / "llm_real.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    shape = bench.SHAPES["smollm2-135m"]
+    assert {k: getattr(smollm2.config, k) for k in shape} == pytest.approx(shape, rel=1e-6)  # eps: float32 in GGUF
+
+
 def test_smollm2_cli(smollm2):
     done = gamelab_cli("llm", "generate", "--model", "smollm2-135m", "--prompt", "The capital of France is",
                        "--max-new-tokens", "8", "--temperature", "0")
