@@ -1,5 +1,6 @@
 """Shared strategies, settings and helpers for the test suite."""
 import os
+import shutil
 import subprocess
 import sys
 import traceback
@@ -120,6 +121,27 @@ def load_experiment(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+TINY_LLAMA = Path(__file__).parent / "golden" / "llm" / "llama"  # random weights from benchmarks/llm_parity.py
+
+
+def tiny_llama(folder: Path, prompts: str) -> tuple[Path, Path]:
+    """(a copy of the tiny random Llama checkpoint in ``folder``, a prompts file there holding ``prompts``)."""
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(TINY_LLAMA / name, folder / name)
+    (folder / "prompts.txt").write_text(prompts)
+    return folder, folder / "prompts.txt"
+
+
+def llm_run(*args) -> tuple[int, str, str]:
+    """``gamelab llm run ARGS --quiet`` in process: (exit code, stdout, stderr)."""
+    from typer.testing import CliRunner
+
+    from gamelab.cli import app
+
+    r = CliRunner().invoke(app, ["llm", "run", *args, "--quiet"])
+    return r.exit_code, r.stdout, r.stderr
 
 
 def gamelab_cli(*args) -> subprocess.CompletedProcess:

@@ -15,29 +15,20 @@ vocabulary of '!'..'`': lowercase letters and spaces are not tokens of it, so th
 upper case). Its tokenizer has single tokens for the labels "A" and "B".
 """
 import json
-import shutil
-from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from gamelab.cli import app
+from conftest import llm_run as invoke, tiny_llama
 
-TINY = Path(__file__).parent / "golden" / "llm" / "llama"
 FLOAT32 = 2e-6  # the model computes in float32: a row alone and in a padded batch agree to ~1e-7
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     """A copy of the tiny checkpoint folder and a prompts file."""
-    folder = tmp_path_factory.mktemp("tiny")
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(TINY / name, folder / name)
-    prompts = folder / "prompts.txt"
-    prompts.write_text("SAY A\nPICK ONE OF X, Y OR Z: WHICH IS BEST?\n\nQ\n")
-    return folder, prompts
+    return tiny_llama(tmp_path_factory.mktemp("tiny"), "SAY A\nPICK ONE OF X, Y OR Z: WHICH IS BEST?\n\nQ\n")
 
 
 @pytest.fixture(scope="module")
@@ -131,11 +122,6 @@ def test_the_llm_judge_refuses_what_it_cannot_judge(judge, model):
         LLMJudge(load_model(model[0]), labels=("A", "AB"))
     with pytest.raises(ValueError, match="unknown judge 'llm:'"):
         parse_judge("llm:")
-
-
-def invoke(*args):
-    r = CliRunner().invoke(app, ["llm", "run", *args, "--quiet"])
-    return r.exit_code, r.stdout, r.stderr
 
 
 def test_a_run_under_the_llm_judge_records_its_metrics_and_empirical_gap(model, tmp_path):

@@ -7,22 +7,18 @@ that the tests write themselves, never SmolLM2: each run takes seconds.
 """
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from gamelab.cli import app
+from conftest import llm_run as invoke, tiny_llama
 
 pytest.importorskip("gguf")
-TINY = Path(__file__).parent / "golden" / "llm" / "llama"  # random weights from benchmarks/llm_parity.py
 # responses of 3 tokens over A, - and B; the judge's words are split on '-', so all 3 classes occur
 REAL = ["--judge", "cyclic:sep=-", "--response-tokens", "A,-,B", "--max-new-tokens", "3", "--batch", "16"]
 RTOL = 1e-5  # float32 model: sharded and unsharded sums differ in order (losses: we see ~1e-7 relative)
@@ -32,22 +28,12 @@ METRIC_RTOL = 1e-4  # metrics after a few Adam steps: the rounding differences g
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     """A tiny random Llama checkpoint folder and a prompts file."""
-    folder = tmp_path_factory.mktemp("tiny")
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(TINY / name, folder / name)
-    prompts = folder / "prompts.txt"
-    prompts.write_text("Say A\nSay B or C\n\nPick one\n")
-    return folder, prompts
+    return tiny_llama(tmp_path_factory.mktemp("tiny"), "Say A\nSay B or C\n\nPick one\n")
 
 
 @pytest.fixture(scope="module")
 def env():
     return {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
-
-
-def invoke(*args):
-    r = CliRunner().invoke(app, ["llm", "run", *args, "--quiet"])
-    return r.exit_code, r.stdout, r.stderr
 
 
 def test_a_real_model_run_records_metrics_against_its_base_model(model, tmp_path):
