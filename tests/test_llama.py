@@ -372,6 +372,10 @@ def test_smollm2_cli(smollm2):
     done = gamelab_cli("llm", "generate", "--model", "smollm2-135m", "--prompt", "The capital of France is",
                        "--max-new-tokens", "8", "--temperature", "0")
     assert done.returncode == 0 and "Paris" in done.stdout, done.stderr
+    done = gamelab_cli("llm", "score", "--model", "smollm2-135m", "--text-file", GOLDEN / "paragraph.txt", "--json")
+    assert done.returncode == 0, done.stderr
+    reference = json.loads((GOLDEN / "smollm2.json").read_text())
+    assert json.loads(done.stdout)["perplexity"] == pytest.approx(reference["perplexity_transformers"], rel=0.01)
 
 
 # ---------------------------------------------------------------------------- the same algorithms on a real decoder
