@@ -746,7 +746,8 @@ def llm_run(
     prompts: Optional[Path] = typer.Option(None, help="--model: prompts, one a line (.jsonl: {\"prompt\": …} or "
                                            "{\"messages\": […]}), rendered through the model's chat template"),
     judge: str = typer.Option(defaults.LLM_JUDGE, help="--model: cyclic[:margin=M,sep=S] (answers' word count mod "
-                              "3, a non-transitive cycle: exact class-level gap) | llm:MODEL (an instruct model)"),
+                              "3, a non-transitive cycle: exact class-level gap) | llm:MODEL (an instruct model) | "
+                              "gpm:PATH (a text preference model fitted to votes: `gamelab llm fit-judge`)"),
     response_tokens: str = typer.Option(",".join(defaults.LLM_RESPONSE_TOKENS), help="--model: comma-separated "
                                         "texts, each one token of the model: what a response is made of"),
     max_new_tokens: int = typer.Option(defaults.LLM_RESPONSE_LENGTH, help="--model: response length in tokens "

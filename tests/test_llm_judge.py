@@ -144,6 +144,26 @@ def test_a_run_under_the_llm_judge_records_its_metrics_and_empirical_gap(model, 
     assert json.loads((out / "_empirical.json").read_text()) == pool
 
 
+def test_a_run_under_a_learned_text_preference_model(model, tmp_path):
+    """--judge gpm:PATH, a saved text GPM (gamelab llm fit-judge), judges every pair of a run's answers."""
+    from gamelab.llm import preference_model as PM
+
+    rng = np.random.default_rng(0)
+    settings = PM.FeatureSettings(hash_bits=6, ngrams=2)
+    path = PM.TextGPM(rng.normal(size=settings.dim), rng.normal(size=(settings.dim, 1)),
+                      rng.normal(size=(settings.dim, 1)), settings).save(tmp_path / "judge.npz")
+    folder, prompts = model
+    code, stdout, err = invoke("inpo", "--model", str(folder), "--prompts", str(prompts), "--judge", f"gpm:{path}",
+                               "--response-tokens", "A,B", "--max-new-tokens", "2", "--batch", "8", "--lora", "2",
+                               "--steps", "2", "--record-every", "1", "--lr", "3e-2", "--json")
+    assert code == 0, err
+    result = json.loads(stdout)
+    rows = result["trace"]
+    assert result["config"]["game"] == f"judge gpm:{path}" and len(rows) == 3
+    assert rows[0]["win_rate_vs_ref"] == pytest.approx(0.5, abs=1e-12)  # the base model against itself
+    assert all(0 <= row["duality_gap"] <= 1 for row in rows) and rows[-1]["kl_to_ref"] > 0
+
+
 def test_the_empirical_game_at_the_end_of_a_run(model, tmp_path):
     """Values in [−½, ½] (here ≥ 0: a policy's own answers win ½ against it), the bootstrap interval
     ordered and reaching the point estimate or above it (see gamelab.llm.empirical), Nash weights a
