@@ -32,7 +32,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -519,24 +519,38 @@ def held_out(votes: Votes, *, by: str = "pair", splits: int = SPLITS, ranks: Seq
     preference model of each rank in ``ranks`` ('gpm1', 'gpm2', …; rank 0 is the same model class as
     'bt' with :data:`GPM_RIDGE`), the empirical matrix ('empirical': ½ on pairs unseen in training)
     and a fair coin ('coin', log ½). Folds of ``by`` ∈ {'prompt', 'pair', 'vote'}."""
-    fold = folds(votes, by, splits, seed)
     models = ("bt", *(f"gpm{k}" for k in ranks), "empirical", "coin")
-    ll = {m: [] for m in models}
-    acc = {m: [] for m in models}
-    sizes = []
-    for f in range(splits):
-        train, test = subset(votes, fold != f), subset(votes, fold == f)
+
+    def predict(f, train, test):
+        train = subset(votes, train)
         counts = pair_counts(train)
         matrices = {"bt": bt_matrix(bradley_terry_rewards(train, ridge=bt_ridge, counts=counts)),
                     "empirical": matrix_from_counts(counts), "coin": np.full((votes.n, votes.n), 0.5)}
         for k in ranks:
             matrices[f"gpm{k}"] = fit_gpm(train, k, ridge=gpm_ridge, seed=seed + f, counts=counts).matrix()
+        return {m: P[test.left, test.right] for m, P in matrices.items()}
+
+    return cross_validate(votes, models, predict, by=by, splits=splits, seed=seed)
+
+
+def cross_validate(votes: Votes, models: Sequence[str], predict: Callable, *, by: str = "pair",
+                   splits: int = SPLITS, seed: int = 0) -> HeldOut:
+    """The held-out scores of ``models`` over folds of ``by`` (:func:`folds`):
+    ``predict(fold, train_mask, held_out_votes)`` -> {model: the left item's win probability of each
+    held-out vote}, scored by the half-win log-likelihood and the decided votes' accuracy."""
+    fold = folds(votes, by, splits, seed)
+    ll = {m: [] for m in models}
+    acc = {m: [] for m in models}
+    sizes = []
+    for f in range(splits):
+        test = subset(votes, fold == f)
+        p = predict(f, fold != f, test)
         for m in models:
-            ll[m].append(float(np.mean(vote_log_likelihood(matrices[m], test))))
-            acc[m].append(vote_accuracy(matrices[m], test))
+            ll[m].append(float(np.mean(half_win_log_likelihood(p[m], test.outcome))))
+            acc[m].append(decided_accuracy(p[m], test.outcome))
         sizes.append(test.size)
-    return HeldOut(by, models, {m: np.array(v) for m, v in ll.items()}, {m: np.array(v) for m, v in acc.items()},
-                   np.array(sizes))
+    return HeldOut(by, tuple(models), {m: np.array(v) for m, v in ll.items()},
+                   {m: np.array(v) for m, v in acc.items()}, np.array(sizes))
 
 
 def select_rank(votes: Votes, *, ranks: Sequence[int] = GPM_RANKS, by: str = "vote", splits: int = SPLITS,

@@ -403,26 +403,19 @@ def held_out_text(votes, answers: Answers | Mapping, *, ranks: Sequence[int] = H
     settings = FeatureSettings(*settings).validated()
     items = vote_items(votes, answers, prompts)
     Phi = featurize(items.prompts, items.texts, settings)
-    fold = V.folds(votes, by, splits, seed)
     models = (*(f"text{k}" for k in ranks), "model_bt", "coin")
-    ll = {m: [] for m in models}
-    acc = {m: [] for m in models}
-    sizes = []
-    for f in range(splits):
-        train, test = fold != f, fold == f
-        tv, hv = V.subset(votes, train), V.subset(votes, test)
+
+    def predict(f, train, test):
+        tv = V.subset(votes, train)
         t_items = Items(items.prompts, items.texts, items.left[train], items.right[train])
-        p = {"model_bt": V.fit_gpm(tv, 0).matrix()[hv.left, hv.right], "coin": np.full(hv.size, 0.5)}
+        p = {"model_bt": V.fit_gpm(tv, 0).matrix()[test.left, test.right], "coin": np.full(test.size, 0.5)}
         for k in ranks:
             model = fit_features(Phi, t_items, tv, k, settings=settings, ridge=ridge, seed=seed + f, max_iter=max_iter)
             E = model.embed(Phi)
-            p[f"text{k}"] = antisymmetric_expit(V.skew_score(E[items.left[test]], E[items.right[test]]))
-        for m in models:
-            ll[m].append(float(np.mean(V.half_win_log_likelihood(p[m], hv.outcome))))
-            acc[m].append(V.decided_accuracy(p[m], hv.outcome))
-        sizes.append(hv.size)
-    return V.HeldOut(by, models, {m: np.array(v) for m, v in ll.items()}, {m: np.array(v) for m, v in acc.items()},
-                     np.array(sizes))
+            p[f"text{k}"] = antisymmetric_expit(V.skew_score(E[items.left[~train]], E[items.right[~train]]))
+        return p
+
+    return V.cross_validate(votes, models, predict, by=by, splits=splits, seed=seed)
 
 
 def held_out_table(results: Sequence[V.HeldOut]) -> list:
