@@ -88,7 +88,7 @@ def setting(seed_of_lora: int = 0):
 
 
 def run_one(label, seed, pol, game, *, steps, out: Path, lr: float = LR) -> dict:
-    from gamelab.llm.train import train
+    from gamelab.llm.train import enumerated_log_probs, train
 
     name, hp = ALGORITHMS[label]
     comal = name == "comal"
@@ -96,7 +96,7 @@ def run_one(label, seed, pol, game, *, steps, out: Path, lr: float = LR) -> dict
     r = train(name, game, steps=outer, record_every=record, policy=pol, hparams={**hp, "lr": lr}, seed=seed,
               out=out, checkpoint_every=1, progress=False, **TRAINING)
     per_record = RECORD
-    logp = final_distribution(pol, r.params)
+    logp = enumerated_log_probs(pol, r.params, pol.prompts)
     return {"exact_gap": exact_gap(game, logp),
             **{f"{k}_{b}": np.asarray(r.trace[f"{k}_{b}"]).tolist() for k in ("duality_gap", "win_rate_vs_ref",
                                                                                "kl_to_ref") for b in ("lo", "hi")},"steps": (np.arange(len(r.steps)) * per_record).tolist(),
@@ -114,14 +114,6 @@ def exact_gap(game, logp) -> float:
         present = np.bincount(game.classes, minlength=game.m) > 0
         out.append(2 * (np.max((game.C[x] @ q)[present]) - 0.5))
     return float(np.mean(out))
-
-
-def final_distribution(pol, params):
-    """(prompts, V^L) the final policy's log-distribution over the answers, enumerated once."""
-    import jax
-
-    f = jax.jit(lambda p, x: pol.log_probs(p, x))
-    return np.stack([np.asarray(f(params, x), np.float64) for x in range(pol.prompts)])
 
 
 def empirical(judge, pol, ref_logp, finals: dict, seed: int):

@@ -130,35 +130,32 @@ def barrier(name: str, mesh) -> None:
 
 
 def _kept(tree, frozen) -> list:
-    """Per leaf of ``tree``: whether a checkpoint holds it (not a leaf ``frozen`` marks as constant)."""
+    """Per leaf of ``tree``: whether a checkpoint holds it — not an empty leaf (a state's placeholder
+    view, which orbax cannot save) nor one ``frozen`` marks as never changing."""
     leaves = jax.tree.leaves(tree)
-    if frozen is None:
-        return [True] * len(leaves)
-    marks = jax.tree.leaves(frozen(tree))
+    marks = [False] * len(leaves) if frozen is None else jax.tree.leaves(frozen(tree))
     if len(marks) != len(leaves):
         raise ValueError(f"frozen() marked {len(marks)} leaves of a carry with {len(leaves)}")
-    return [not bool(m) for m in marks]
+    return [bool(x.size) and not bool(m) for x, m in zip(leaves, marks)]
 
 
 def _saveable(tree, mesh=None, frozen=None) -> dict:
-    """Leaves by index as NumPy (typed PRNG keys as their raw key data); empty leaves (a state's
-    placeholder views), which orbax cannot save, and leaves ``frozen`` marks are left out."""
-    keep = _kept(tree, frozen)
+    """The kept leaves (:func:`_kept`) by index as NumPy, typed PRNG keys as their raw key data."""
     chosen = {f"{i:05d}": jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x
-              for i, (x, k) in enumerate(zip(jax.tree.leaves(tree), keep)) if k and x.size}
+              for i, (x, k) in enumerate(zip(jax.tree.leaves(tree), _kept(tree, frozen))) if k}
     return to_host(chosen, mesh)
 
 
 def _restore(saved: dict, like, frozen=None):
     """The carry of a checkpoint: its saved leaves, and ``like``'s (the fresh start's) where a leaf is
-    empty or frozen (unchanged since the start, so equal to it)."""
+    not kept (empty, or frozen: unchanged since the start, so equal to it)."""
     leaves, treedef = jax.tree.flatten(like)
     keep = _kept(like, frozen)
-    if len(saved) != sum(1 for x, k in zip(leaves, keep) if x.size and k):
+    if len(saved) != sum(keep):
         raise ValueError("the checkpoint does not match this run's state (a different algorithm or model?)")
     new = []
     for i, (x, k) in enumerate(zip(leaves, keep)):
-        if not x.size or not k:
+        if not k:
             new.append(x)
             continue
         v = saved[f"{i:05d}"]

@@ -218,7 +218,12 @@ def reference_log_probs(pol: Policy, prompts: int) -> np.ndarray:
     if pol.n > MAX_ENUMERATED:
         raise ValueError(f"V^L = {pol.n} responses: the reference's class marginal is enumerated once, at most "
                          f"gamelab.llm.train.MAX_ENUMERATED = {MAX_ENUMERATED} responses")
-    params = pol.init(None)
+    return enumerated_log_probs(pol, pol.init(None), prompts)
+
+
+def enumerated_log_probs(pol: Policy, params, prompts: int) -> np.ndarray:
+    """(prompts, V^L) float64: the policy's distribution at ``params`` over every response, one
+    compiled pass per prompt on the host (e.g. a run's final parameters, ``TrainResult.params``)."""
     return np.stack([np.asarray(_log_probs(pol, params, x), np.float64) for x in range(prompts)])
 
 
