@@ -146,13 +146,15 @@ assert jax.device_count() == 8, jax.devices()
 lm = load_model(sys.argv[1])
 prompts = ["Say A", "Say B or C", "Pick"]
 runs = {}
-for name, devices, fsdp, lora in [("one", 1, False, None), ("eight", 8, False, None), ("fsdp", 8, True, None),
-                                  ("lora_one", 1, False, 2), ("lora_fsdp", 8, True, 2)]:
+for name, devices, fsdp, lora, algo in [("one", 1, False, None, "inpo"), ("eight", 8, False, None, "inpo"),
+                                        ("fsdp", 8, True, None, "inpo"), ("lora_one", 1, False, 2, "inpo"),
+                                        ("lora_fsdp", 8, True, 2, "inpo"),
+                                        ("onpo_one", 1, False, 2, "onpo"), ("onpo_fsdp", 8, True, 2, "onpo")]:
     mesh = None if devices == 1 else Mesh(np.array(jax.devices()[:devices]), ("data",))
     pol = DecoderPolicy(lm, [encode(lm, p) for p in prompts], [encode(lm, c)[0] for c in "A-B"], 3, mesh=mesh,
                         fsdp=fsdp, lora=None if lora is None else LoraConfig(rank=lora))
     game = policy_game(CyclicLengthJudge(separator="-"), pol, prompts, "cyclic")
-    r = train("inpo", game, steps=3, record_every=1, policy=pol, batch=12, hparams={"lr": 3e-3}, mesh=mesh,
+    r = train(algo, game, steps=3, record_every=1, policy=pol, batch=12, hparams={"lr": 3e-3}, mesh=mesh,
               fsdp=fsdp, progress=False)
     runs[name] = {k: r.trace[k].tolist() for k in ("loss", "duality_gap", "kl_to_ref", "win_rate_vs_ref")}
 print(json.dumps(runs))
@@ -165,7 +167,8 @@ def test_sharded_decoder_runs_on_8_fake_devices_give_the_unsharded_losses(model,
                           text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     runs = json.loads(done.stdout.strip().splitlines()[-1])
-    for name, base in (("eight", "one"), ("fsdp", "one"), ("lora_fsdp", "lora_one")):
+    # onpo: its second policy π̂ is laid out (FSDP: sharded) as the parameters are
+    for name, base in (("eight", "one"), ("fsdp", "one"), ("lora_fsdp", "lora_one"), ("onpo_fsdp", "onpo_one")):
         assert np.all(np.isfinite(runs[base]["loss"][1:])) and runs[base]["kl_to_ref"][-1] > 0
         for key in ("loss", "duality_gap", "kl_to_ref", "win_rate_vs_ref"):
             np.testing.assert_allclose(runs[name][key], runs[base][key], rtol=RTOL if key == "loss" else METRIC_RTOL,
@@ -194,10 +197,11 @@ def test_lora_keeps_no_optimizer_state_for_the_frozen_base(model):
         assert size(state.opt) == 2 * learnt + 1  # Adam's two moments of what learns, and its count
 
 
-def test_a_lora_checkpoint_holds_the_adapters_not_the_frozen_base(model, tmp_path):
+@pytest.mark.parametrize("algo, copies", [("dpo", 4), ("onpo", 5)])
+def test_a_lora_checkpoint_holds_the_adapters_not_the_frozen_base(model, tmp_path, algo, copies):
     """The base weights never change under LoRA: a checkpoint leaves them out (segments' ``frozen``
     hook) and a resume takes them from the loaded model (the kill/resume test above checks that the
-    trace is still bit for bit)."""
+    trace is still bit for bit). ONPO's second policy π̂ adds one more copy of the adapters."""
     import jax
     import orbax.checkpoint as ocp
 
@@ -212,15 +216,15 @@ def test_a_lora_checkpoint_holds_the_adapters_not_the_frozen_base(model, tmp_pat
     size = lambda tree: sum(np.size(x) for x in jax.tree.leaves(tree))  # noqa: E731
     pol = DecoderPolicy(lm, [encode(lm, "AB")], [encode(lm, c)[0] for c in "ABC"], 2, lora=LoraConfig(rank=2))
     out = tmp_path / "run"
-    train("dpo", sequence_game(vocab=3, length=2), steps=2, record_every=1, checkpoint_every=1, policy=pol,
+    train(algo, sequence_game(vocab=3, length=2), steps=2, record_every=1, checkpoint_every=1, policy=pol,
           out=out, progress=False)
     manager = ocp.CheckpointManager(out / "_checkpoints")
     saved = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore())["carry"]
     manager.close()
     lora, base = size(pol.params0["lora"]), size(pol.params0["base"])
-    # parameters', reference's and Adam's two moments' adapters, plus the two enumerated views of the
-    # 9 responses (exact metrics), a few scalars and the key
-    assert 4 * lora <= size(saved) <= 4 * lora + 2 * 9 + 16 < base
+    # parameters', reference's and Adam's two moments' adapters (ONPO: and π̂'s), plus the two
+    # enumerated views of the 9 responses (exact metrics), a few scalars and the key
+    assert copies * lora <= size(saved) <= copies * lora + 2 * 9 + 16 < base
 
 
 def test_the_kv_cache_sampler_draws_what_a_pass_per_position_draws(model):

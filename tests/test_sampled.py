@@ -84,6 +84,8 @@ CASES = [
     ("nash_md", {"eta": 0.3, "tau": 0.2}),
     ("extragradient", {"eta": 0.2, "tau": 0.5}),  # its half step is the INPO regression
     ("nash_mp", {"eta": 0.5, "tau": 0.2}),  # its half step is the MMD regression
+    ("onpo", {"eta": 0.5, "tau": 0.2}),  # from π̂_0 = π_0: its π̂ step, the MMD regression
+    ("onpo", {"eta": 0.3}),  # τ = 0, the unregularized form
     ("iterative_dpo", {"beta": 0.5}),
     ("exo", {"beta": 0.1}),  # the exact EXO loss KL(π_θ ‖ π_ref·exp(Pπ_t/β)/Z): online IPO's step
     ("exo", {"beta": 0.5}),
@@ -102,8 +104,36 @@ def test_population_minimizer_is_the_tabular_update(name, values, P, seed):
         algo = get_algorithm("inpo" if name == "extragradient" else "mmd")
         game, hp = Game(jnp.asarray(P)), algo.make_hparams(**values)
         closed = np.exp(np.asarray(algo.step(game, hp, algo.init(game, hp, jnp.log(pi), jnp.log(ref))).logp))
+    if name == "onpo":  # the first regression gives the secondary iterate π̂_1 (the next test: the second)
+        algo = get_algorithm("onpo")
+        game, hp = Game(jnp.asarray(P)), algo.make_hparams(**values)
+        closed = np.exp(np.asarray(algo.step(game, hp, algo.init(game, hp, jnp.log(pi), jnp.log(ref))).hat))
     got = minimizer(loss, np.log(pi))
     np.testing.assert_allclose(got, closed, atol=1e-6)
+
+
+@given(P=games(sizes=(3, 5)), seed=st.integers(0, 2**16), tau=st.sampled_from([0.0, 0.2]))
+@settings(max_examples=8)
+def test_onpo_regresses_twice_on_one_batch_toward_two_anchors(P, seed, tau):
+    """ONPO's sampled step from (π_t, π̂_t), π̂_t ≠ π_t: one exact batch from π_t; anchored at π̂_t
+    its loss is minimized by π̂_{t+1} = prox(π̂_t, Pπ_t), re-anchored at π̂_{t+1} by
+    π_{t+1} = prox(π̂_{t+1}, Pπ_t) — both the tabular step's (OptimisticProxState) values."""
+    from gamelab.algorithms.nlhf import OptimisticProxState
+    from gamelab.algorithms.parametric import pair_logprobs, reanchor
+
+    rng = np.random.default_rng(seed)
+    n = P.shape[0]
+    pi, hat, ref = (rng.dirichlet(np.ones(n)) * 0.9 + 0.1 / n for _ in range(3))
+    algo, hp = _hp("onpo", eta=0.5, tau=tau)
+    game, pol = Game(jnp.asarray(P)), TabularPolicy(n)
+    lp = jnp.log(jnp.asarray(pi))
+    fb = draw_feedback(algo.sampled, game, hp, None, lp, lp, jnp.log(jnp.asarray(ref)), feedback="exact", batch=0)
+    closed = algo.step(game, algo.make_hparams(eta=0.5, tau=tau),
+                       OptimisticProxState(lp, jnp.log(jnp.asarray(hat)), jnp.log(jnp.asarray(ref))))
+    for anchor, want in ((np.log(hat), closed.hat), (np.asarray(closed.hat), closed.logp)):
+        batch = reanchor(pol, jnp.asarray(anchor)[None], fb)
+        got = minimizer(lambda theta, b=batch: algo.sampled.loss(hp, *pair_logprobs(pol, theta[None], b), b), anchor)
+        np.testing.assert_allclose(got, np.exp(np.asarray(want)), atol=1e-6)
 
 
 def test_sppo_minimizer_differs_from_mwu_only_by_its_normalizer():
@@ -275,7 +305,8 @@ def test_sampled_runs_are_reproducible_from_their_seed():
 @pytest.mark.parametrize("name, values", [("inpo", {"eta": 0.2, "tau": 0.5}), ("mmd", {}), ("nash_md", {}),
                                           ("mwu", {}), ("comal", {"inner": 10}), ("mpo", {"refresh_every": 3}),
                                           ("extragradient", {"eta": 0.3}), ("exo", {"beta": 0.5}),
-                                          ("nash_mp", {"eta": 0.5})])
+                                          ("nash_mp", {"eta": 0.5}), ("onpo", {"eta": 0.5, "tau": 0.2}),
+                                          ("onpo", {"eta": 0.3})])
 def test_exact_feedback_with_a_converged_optimizer_is_the_closed_form(name, values):
     """Tabular logits, all pairs, 300 SGD steps per batch: the tabular engine's trajectory to 1e-6
     (SPPO's normalizer gap is far below that at η = 0.1)."""

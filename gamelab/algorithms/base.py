@@ -54,6 +54,9 @@ class SampledForm(NamedTuple):
     batch // K groups of K candidates from ``sampler[0]`` and labels every pair within a group
     (:func:`gamelab.feedback.sampled_groups`); exact feedback is one group of all responses
     (:func:`gamelab.feedback.exact_groups`). None: independent pairs.
+    ``optimistic``: optimistic mirror descent in two sequences (ONPO): the state also carries a
+    secondary policy π̂; one batch of pairs is drawn from π_t, π̂ is regressed on it anchored at
+    π̂_t (giving π̂_{t+1}), then π on the same batch anchored at π̂_{t+1}, starting from π̂_{t+1}.
     """
 
     loss: Callable[..., Any] | None
@@ -64,6 +67,7 @@ class SampledForm(NamedTuple):
     prox: Any = None
     defaults: tuple[tuple[str, Any], ...] = ()
     group: int | None = None
+    optimistic: bool = False
 
 
 class Algorithm(NamedTuple):

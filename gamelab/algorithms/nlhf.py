@@ -38,8 +38,15 @@ of the linearized factor and of (1 + 2β)^{−2} at η = 2 (tests/test_last_iter
 Target ``regularized_nash``. Sampled form: each prox step is the exact-prox regression of MMD
 (:func:`gamelab.algorithms.mirror.mmd`, whose population minimizer is ``prox(π_k, Pμ)`` for pairs
 drawn from μ), taken twice from π_k — the half step with pairs from π_k, the full step with pairs
-from π_{k+½} — as EGPO takes INPO's regression twice. ONPO has no sampled form here: its secondary
-iterate π̂ would be a second policy for the parametric driver to carry.
+from π_{k+½} — as EGPO takes INPO's regression twice.
+
+ONPO's sampled form (``SampledForm(mmd, optimistic=True)``): the parametric state carries π̂ as a
+second policy. Each step draws one batch of pairs from π_t (one round of preference queries, as
+the tabular step evaluates g_t = Pπ_t once) and takes the same exact-prox regression twice on it:
+π̂ from π̂_t anchored at π̂_t, whose population minimizer is prox(π̂_t, Pπ_t) = π̂_{t+1}; then π from
+π̂_{t+1} anchored at π̂_{t+1}, whose minimizer is prox(π̂_{t+1}, Pπ_t) = π_{t+1}. At τ = 0 the
+regression is SPPO-like with the anchor π̂ in place of π_t (tests/test_sampled.py checks both
+minimizers and the exact-feedback trajectory against the tabular step).
 """
 from __future__ import annotations
 
@@ -85,6 +92,9 @@ ONPO = register(Algorithm(
     "onpo", ONPOHP, (("eta", "positive"), ("tau", "nonnegative")), onpo_init, onpo_step, "nash",
     "ONPO, optimistic OMD on the τ-regularized game: π̂ ← prox(π̂, g_t), π ← prox(π̂, g_t), prox(a, g) ∝"
     " (a·ref^{ητ}·exp(η g))^{1/(1+ητ)} (τ > 0: converges to π*_τ)",
+    # both prox steps are MMD's exact-prox regression on one batch drawn from π_t: π̂ anchored at
+    # π̂_t, then π anchored at the new π̂ (a second policy in the parametric state)
+    SampledForm(mmd, optimistic=True),
 ))
 NASH_MP = register(Algorithm(
     "nash_mp", NashMPHP, (("eta", "positive"), ("tau", "positive")), init_ref, nash_mp_step,

@@ -14,7 +14,9 @@ the same traces, metrics, sweeps and CLI. One step t of the parametric algorithm
 4. every K steps (MPO: ``refresh_every``) the reference is reset to the new policy.
 
 EGPO (``extragradient``) takes the update twice: a half step gives π_{t+½}, then the full step
-restarts from π_t with pairs drawn from π_{t+½}. COMAL's step is one outer iteration: the reference
+restarts from π_t with pairs drawn from π_{t+½}. ONPO (an ``optimistic`` form) keeps a second
+policy π̂ in the state: one batch from π_t, π̂ regressed on it anchored at π̂_t, then π regressed on
+the same batch anchored at the new π̂ (one preference query per step, as in the tabular form). COMAL's step is one outer iteration: the reference
 is set to π_k and ``inner`` steps of its inner algorithm's sampled form follow.
 
 The tabular engine is the special case of a tabular policy, exact expectations and the closed-form
@@ -71,6 +73,7 @@ class ParametricState(NamedTuple):
     key: jax.Array  # the run's PRNG key
     t: jax.Array  # steps taken
     loss: jax.Array  # the loss on the last step's batch before its first update (recorded as "loss")
+    hat: Any = None  # an optimistic form's secondary policy π̂ (its parameters); None otherwise
 
 
 def _mixture(logp, ref_logp, weight):
@@ -105,6 +108,20 @@ def draw_feedback(form, game, hp, key, cur, anc, rf, *, feedback: str, batch: in
     y = jax.random.categorical(k_a, a, shape=(batch,))
     y2 = jax.random.categorical(k_b, b, shape=(batch,))
     return sampled_pairs(k_label, oracle, y, y2, lambda r: anc[r], lambda r: rf[r])
+
+
+def pair_logprobs(policy, params, fb):
+    """(log π(y | x), log π(y′ | x)) of the batch's pairs under ``params``, in one policy pass."""
+    x = 0 if fb.x is None else jnp.concatenate([fb.x, fb.x])
+    h = policy.logprob(params, jnp.concatenate([fb.y, fb.y2]), x)
+    return h[: fb.y.shape[0]], h[fb.y.shape[0]:]
+
+
+def reanchor(policy, params, fb):
+    """The batch ``fb`` with the policy of ``params`` as its anchor (log π_a of y and y′): ONPO
+    regresses twice on one batch, toward two anchors."""
+    anchor, anchor2 = pair_logprobs(policy, params, fb)
+    return fb._replace(anchor=anchor, anchor2=anchor2)
 
 
 class EnumeratedPairs(NamedTuple):
@@ -177,11 +194,8 @@ def make_parametric(algo: Algorithm, policy: Policy, feedback: str = "sampled", 
     def optimize(f, hp, params, opt_state, fb):
         loss = f.loss
         if f.group is None:
-            x = 0 if fb.x is None else jnp.concatenate([fb.x, fb.x])
-
             def objective(p):
-                h = policy.logprob(p, jnp.concatenate([fb.y, fb.y2]), x)  # one pass over both sides
-                return loss(hp, h[: fb.y.shape[0]], h[fb.y.shape[0]:], fb)
+                return loss(hp, *pair_logprobs(policy, p, fb), fb)
         else:  # group feedback (G, Q): each of a group's K candidates scored once, not once per pair
             I, J, diagonal = group_pairs_layout(fb.y.shape[-1])
             y = fb.y[:, diagonal]
@@ -208,11 +222,14 @@ def make_parametric(algo: Algorithm, policy: Policy, feedback: str = "sampled", 
         key, k_batch, k_full = jax.random.split(s.key, 3)
         now, ref = (s.params, s.logp), (s.ref, s.ref_logp)
         fb = draw(f, game, hp, k_batch, now, now, ref)
-        opt_state = s.opt
+        opt_state, start, hat = s.opt, s.params, s.hat
         if f.extragradient:  # EGPO: pairs for the full step come from the half-step policy
             half, opt_state, _ = optimize(f, hp, s.params, opt_state, fb)
             fb = draw(f, game, hp, k_full, (half, pairs.view(policy, half)), now, ref)
-        params, opt_state, loss = optimize(f, hp, s.params, opt_state, fb)
+        if f.optimistic:  # ONPO: π̂ ← prox(π̂, g_t), then π ← prox(π̂, g_t), both on this one batch
+            hat, opt_state, _ = optimize(f, hp, s.hat, opt_state, reanchor(policy, s.hat, fb))
+            start, fb = hat, reanchor(policy, hat, fb)
+        params, opt_state, loss = optimize(f, hp, start, opt_state, fb)
         logp = pairs.view(policy, params)
         t = s.t + 1
         ref, ref_logp = s.ref, s.ref_logp
@@ -220,14 +237,14 @@ def make_parametric(algo: Algorithm, policy: Policy, feedback: str = "sampled", 
             every = (t % jnp.asarray(getattr(hp, f.refresh), t.dtype)) == 0
             ref = jax.tree.map(lambda new, old: jnp.where(every, new, old), params, s.ref)
             ref_logp = jnp.where(every, logp, s.ref_logp)
-        return ParametricState(logp, params, ref, ref_logp, opt_state, key, t, loss.astype(s.loss.dtype))
+        return ParametricState(logp, params, ref, ref_logp, opt_state, key, t, loss.astype(s.loss.dtype), hat)
 
     def init(game, hp, logp, ref):
         params, ref_params = policy.init(logp), policy.init(ref)  # logp, ref: what policy.start_point gave
         view = pairs.view(policy, params)
         return ParametricState(view, params, ref_params, pairs.view(policy, ref_params),
                                opt.init(params), jax.random.key(hp.seed), jnp.zeros((), jnp.int32),
-                               jnp.full((), jnp.nan, view.dtype))
+                               jnp.full((), jnp.nan, view.dtype), params if form.optimistic else None)  # π̂_0 = π_0
 
     if form.prox is None:
         def step(game, hp, s):

@@ -124,7 +124,8 @@ class CarryLayout(NamedTuple):
         like_params = lambda x: jax.tree.structure(x) == shape  # noqa: E731
         rep = lambda tree: jax.tree.map(lambda x: wsc(x, replicated), tree)  # noqa: E731
         opt = jax.tree.map(lambda x: wsc(x, spec) if like_params(x) else rep(x), state.opt, is_leaf=like_params)
-        state = state._replace(params=wsc(state.params, spec), ref=wsc(state.ref, spec), opt=opt,
+        hat = None if state.hat is None else wsc(state.hat, spec)  # ONPO's second policy: as the parameters
+        state = state._replace(params=wsc(state.params, spec), ref=wsc(state.ref, spec), opt=opt, hat=hat,
                                **{f: rep(getattr(state, f)) for f in ("logp", "ref_logp", "key", "t", "loss")})
         return state, rep(avg), rep(t)
 
@@ -132,7 +133,7 @@ class CarryLayout(NamedTuple):
 class FrozenBase(NamedTuple):
     """The carry's leaves no step changes (the segment loop's ``frozen`` hook): the policy's
     untrainable parameters (``policy.trainable``, e.g. a LoRA run's base weights) in the state's
-    parameters and in its reference, which only ever copies the parameters. A checkpoint then
+    parameters, in its reference, which only ever copies the parameters, and in ONPO's π̂. A checkpoint then
     holds the adapters and the optimizer, not the base model twice."""
 
     policy: Policy
@@ -142,7 +143,8 @@ class FrozenBase(NamedTuple):
         if self.policy.trainable is None:
             return marks
         fixed = jax.tree.map(lambda t: not t, self.policy.trainable(carry[0].params))
-        return (marks[0]._replace(params=fixed, ref=fixed),) + tuple(marks[1:])
+        hat = None if carry[0].hat is None else fixed  # ONPO's π̂ starts as the parameters, trains the same leaves
+        return (marks[0]._replace(params=fixed, ref=fixed, hat=hat),) + tuple(marks[1:])
 
 
 # The path of several prompts or sampled metrics: the parametric step draws from PromptPairs on
