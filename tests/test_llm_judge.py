@@ -155,7 +155,8 @@ def test_a_run_under_a_learned_text_preference_model(model, tmp_path):
     folder, prompts = model
     code, stdout, err = invoke("inpo", "--model", str(folder), "--prompts", str(prompts), "--judge", f"gpm:{path}",
                                "--response-tokens", "A,B", "--max-new-tokens", "2", "--batch", "8", "--lora", "2",
-                               "--steps", "2", "--record-every", "1", "--lr", "3e-2", "--json")
+                               "--steps", "2", "--record-every", "1", "--lr", "3e-2", "--json",
+                               "--out", str(tmp_path / "run"))  # not the default folder under the checkout
     assert code == 0, err
     result = json.loads(stdout)
     rows = result["trace"]
