@@ -150,14 +150,68 @@ def _as_games(games) -> np.ndarray:
     return P if default == np.float64 else P.astype(default).astype(np.float64)
 
 
+# Bump when exact_nash's result can change for the same matrix (its solver, options or polishing):
+# the key of the solutions kept on disk.
+NASH_SOLVER_VERSION = b"exact_nash highs 1e-10 polished v1"
+
+
+def _solution_file(data: bytes, n: int):
+    """Where the LP solution of the matrix with bytes ``data`` is kept (None: no cache folder)."""
+    import hashlib
+    from importlib import metadata
+
+    from gamelab import compilation_cache_dir
+
+    folder = compilation_cache_dir()
+    if folder is None:
+        return None
+    key = hashlib.sha256(NASH_SOLVER_VERSION + metadata.version("scipy").encode() + n.to_bytes(4, "little") + data)
+    return folder / "nash" / f"{key.hexdigest()}.npy"
+
+
+def _is_nash(P: np.ndarray, pi, tol: float = 1e-8) -> bool:
+    """``pi`` a distribution from which no response of ``P`` gains more than ``tol``."""
+    return (isinstance(pi, np.ndarray) and pi.shape == (P.shape[0],) and pi.dtype == np.float64
+            and bool(np.all(np.isfinite(pi)) and np.all(pi >= 0)) and abs(pi.sum() - 1.0) <= 1e-12
+            and float(np.max(P @ pi)) - 0.5 <= tol)
+
+
 @lru_cache(maxsize=1024)
 def _nash_of(data: bytes, n: int) -> np.ndarray:
-    return exact_nash(np.frombuffer(data, dtype=np.float64).reshape(n, n)).policy
+    """The LP solution, read from the cache folder when an earlier process solved the same matrix
+    (SciPy's import and the LP cost more than a cached one-off run; a file that is unreadable or no
+    Nash of this matrix is solved again), else solved and written there atomically."""
+    P = np.frombuffer(data, dtype=np.float64).reshape(n, n)
+    path = _solution_file(data, n)
+    if path is not None:
+        try:
+            pi = np.load(path, allow_pickle=False)
+            if _is_nash(P, pi):
+                return pi
+        except (OSError, ValueError, EOFError):
+            pass
+    pi = exact_nash(P).policy
+    if path is not None:
+        import os
+        import tempfile
+
+        tmp = None
+        try:  # another process may write the same file meanwhile: each renames a whole file into place
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(fd, "wb") as fh:
+                np.save(fh, pi, allow_pickle=False)
+            os.replace(tmp, path)
+        except OSError:  # a read-only or full cache folder: solved, just not kept
+            if tmp is not None and os.path.exists(tmp):
+                os.unlink(tmp)
+    return pi
 
 
 def nash_policy(P: np.ndarray) -> np.ndarray:
-    """The LP Nash policy of a validated matrix, solved once per distinct matrix in a process (a
-    sweep runs each game under many algorithms, step sizes and seeds)."""
+    """The LP Nash policy of a validated matrix, solved once per distinct matrix (a sweep runs each
+    game under many algorithms, step sizes and seeds) and kept in the cache folder for later
+    processes (``GAMELAB_CACHE_DIR``, under ``nash/``)."""
     P = np.ascontiguousarray(P, dtype=np.float64)
     return _nash_of(P.tobytes(), P.shape[0]).copy()
 

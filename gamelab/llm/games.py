@@ -28,7 +28,7 @@ from gamelab import defaults
 from gamelab.games import Game, make_game
 from gamelab.games.named import cyclic as cyclic_game
 from gamelab.games.named import random_matrix
-from gamelab.nash import exact_nash
+from gamelab.prepare import nash_policy
 
 RULES = ("sum", "count", "hash")
 MATRICES = ("cyclic", "random", "mixed")
@@ -57,7 +57,7 @@ class SequenceGame(NamedTuple):
         return make_game(self.matrix(prompt))
 
     def class_nash(self, prompt: int = 0) -> np.ndarray:
-        return exact_nash(self.C[prompt]).policy
+        return nash_policy(self.C[prompt])  # solved once, kept in the cache folder
 
 
 def class_of(vocab: int, length: int, rule: str, m: int, seed: int = 0) -> np.ndarray:
