@@ -191,6 +191,22 @@ def _one_cpu_device():
     jax.devices()
 
 
+def _files_under(folder: Path) -> set:
+    return {(str(p), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()} if folder.is_dir() else set()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _nothing_written_into_the_checkout():
+    """The commands' default results folder is ./outputs: a test that forgets --out (or out=) writes
+    there, and a second suite run on the same checkout then meets that run's folder. Each worker
+    fails its last test's teardown, naming the files, when any appeared or changed."""
+    outputs = Path.cwd() / "outputs"
+    before = _files_under(outputs)
+    yield
+    new = sorted(path for path, _ in _files_under(outputs) - before)
+    assert not new, f"tests wrote into the checkout's outputs/ (give them tmp_path): {new[:5]}"
+
+
 def _mappings() -> tuple[int, int] | None:
     """This process's memory mappings and the kernel's limit on them (None where unknown)."""
     try:
