@@ -166,12 +166,13 @@ def gamelab_cli(*args) -> subprocess.CompletedProcess:
 # it is nearly done; started first, the long files run side by side and the short ones fill in at
 # the end, so the workers finish together. (pyproject's `--no-loadscope-reorder` keeps xdist from
 # ordering the files by their number of tests instead.) Files not listed follow in their usual order.
-COSTLIEST_FIRST = (
-    "test_sampled.py", "test_algorithms.py", "test_llm.py", "test_sharding.py", "test_llm_large.py",
-    "test_llama.py",
-    "test_sweep.py", "test_against_reference.py", "test_padding.py", "test_benchmark_scripts.py",
-    "test_transformer_experiment.py", "test_notebooks.py", "test_golden.py", "test_plots_report.py",
-    "test_recording.py", "test_votes.py", "test_em.py", "test_cli.py", "test_results_store.py",
+COSTLIEST_FIRST = (  # measured worker-seconds per file, largest first (2 workers: the last file sets the tail)
+    "test_llm_real_run.py", "test_llm.py", "test_llama.py", "test_sampled.py", "test_sharding.py",
+    "test_algorithms.py", "test_llm_large.py", "test_sweep.py", "test_transformer_experiment.py",
+    "test_reliability.py", "test_llm_judge.py", "test_notebooks.py", "test_against_reference.py",
+    "test_padding.py", "test_votes.py", "test_benchmark_scripts.py", "test_plots_report.py", "test_cli.py",
+    "test_results_store.py", "test_golden.py", "test_rates.py", "test_misuse.py", "test_last_iterate_methods.py",
+    "test_recording.py", "test_em.py",
 )
 
 

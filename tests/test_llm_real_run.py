@@ -245,11 +245,13 @@ def test_the_kv_cache_sampler_draws_what_a_pass_per_position_draws(model):
     params["lora"] = jax.tree.map(lambda a: a + 0.3 * jax.random.normal(jax.random.key(3), a.shape, a.dtype),
                                   params["lora"])
 
+    one_row = jax.jit(lambda x1, d1: pol._next_logp(params, x1, d1)[0])  # one program for every row and case
+
     def per_position(key, x, count):
         digits = jnp.zeros((count, pol.length), jnp.int32)
         xs = jnp.broadcast_to(jnp.asarray(x), (count,))
         for t, k in enumerate(jax.random.split(key, pol.length)):
-            logp = jnp.stack([pol._next_logp(params, xs[i:i + 1], digits[i:i + 1])[0, t] for i in range(count)])
+            logp = jnp.stack([one_row(xs[i:i + 1], digits[i:i + 1])[t] for i in range(count)])
             digits = digits.at[:, t].set(jax.random.categorical(k, logp).astype(jnp.int32))
         return sequence_index(digits, pol.vocab)
 
