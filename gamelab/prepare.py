@@ -163,9 +163,13 @@ def _solution_file(data: bytes, n: int):
     from gamelab import compilation_cache_dir
 
     folder = compilation_cache_dir()
+    try:
+        scipy_version = metadata.version("scipy").encode()
+    except metadata.PackageNotFoundError:  # SciPy without its metadata: the solver's version is unknown
+        return None
     if folder is None:
         return None
-    key = hashlib.sha256(NASH_SOLVER_VERSION + metadata.version("scipy").encode() + n.to_bytes(4, "little") + data)
+    key = hashlib.sha256(NASH_SOLVER_VERSION + scipy_version + n.to_bytes(4, "little") + data)
     return folder / "nash" / f"{key.hexdigest()}.npy"
 
 
