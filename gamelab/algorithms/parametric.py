@@ -16,8 +16,9 @@ the same traces, metrics, sweeps and CLI. One step t of the parametric algorithm
 EGPO (``extragradient``) takes the update twice: a half step gives π_{t+½}, then the full step
 restarts from π_t with pairs drawn from π_{t+½}. ONPO (an ``optimistic`` form) keeps a second
 policy π̂ in the state: one batch from π_t, π̂ regressed on it anchored at π̂_t, then π regressed on
-the same batch anchored at the new π̂ (one preference query per step, as in the tabular form). COMAL's step is one outer iteration: the reference
-is set to π_k and ``inner`` steps of its inner algorithm's sampled form follow.
+the same batch anchored at the new π̂ (one preference query per step, as in the tabular form).
+COMAL's step is one outer iteration: the reference is set to π_k and ``inner`` steps of its inner
+algorithm's sampled form follow.
 
 The tabular engine is the special case of a tabular policy, exact expectations and the closed-form
 minimizer of the loss; ``feedback="exact"`` with enough ``updates`` reproduces it (the
