@@ -34,6 +34,10 @@ over its samples. Parts:
 ``llm``    the transformer: time to first step of ``gamelab llm run mwu --game cyclic:rule=count``,
            cold (empty cache) and warm. Target: warm ≤ ¼ cold.
 
+``sweep`` and ``llm`` also time, alone, the libraries each command imports before its first step
+(:data:`SWEEP_IMPORTS`, :data:`LLM_IMPORTS`): no warm run can take less, so that row shows how much
+of the time the target allows these imports already use.
+
 **Counting compilations.** The ``run``, ``sweep`` and ``llm`` commands are started as
 ``python -c WRAPPER ARGS`` (:data:`WRAPPER`): it registers two ``jax.monitoring`` listeners and
 then calls the same ``gamelab.cli.app`` the console script calls. Every request to compile a
@@ -100,6 +104,10 @@ eta = [0.05, 0.1, 0.2, 0.5, 1.0]
 tau = [0.1]
 """
 SWEEP_RUNS = 3 * 4 * 5
+# What `gamelab sweep` / `gamelab llm run` import before their first step (none of it avoidable:
+# JAX, the results table's pandas, the trainer's Flax/Optax and its checkpoints' Orbax).
+SWEEP_IMPORTS = [sys.executable, "-c", "import gamelab.cli, gamelab.sweep, pandas"]
+LLM_IMPORTS = [sys.executable, "-c", "import gamelab.cli, gamelab.llm.train, orbax.checkpoint, pandas"]
 SWEEP_ALGORITHMS = 3
 LLM_ARGS = ["llm", "run", "mwu", "--game", "cyclic:rule=count", "--steps", "1", "--record-every", "1"]
 SIMULATION = re.compile(r"simulate")  # the simulation program's function name (jit(simulate_batch))
@@ -461,9 +469,11 @@ def part_sweep(runner: Runner, reps: int, timeout: float, tables: str) -> dict:
     spec = os.path.join(runner.folder("spec"), "sweep.toml")
     with open(spec, "w") as fh:
         fh.write(SWEEP_SPEC)
-    samples = {"first": [], "second": []}
+    samples = {"first": [], "second": [], "imports": []}
     same, notes = [], []
+    runner.run("sweep imports (warm-up)", SWEEP_IMPORTS, timeout=timeout)
     for i in range(reps):
+        samples["imports"].append(runner.run("the sweep's imports alone", SWEEP_IMPORTS, timeout=timeout))
         cache = runner.folder("cache-sweep")
         outs = [runner.folder("sweep-first"), runner.folder("sweep-second")]
         for key, out in zip(("first", "second"), outs):
@@ -494,6 +504,7 @@ def part_sweep(runner: Runner, reps: int, timeout: float, tables: str) -> dict:
             detail=_compiles_text(samples["first"])),
         row("`gamelab sweep`, second (same cache, new --out)", st["second"], ratio=r, ratio_of="first / second",
             target="≥ 4×", met=None if r is None else r >= 4.0, detail=_compiles_text(samples["second"])),
+        _floor_row("a second sweep", st["imports"], st["first"], SWEEP_IMPORTS, 4.0),
         row("XLA compilations of the simulation program, first sweep", None,
             value="—" if sim_max is None else str(sim_max), target=f"≤ {SWEEP_ALGORITHMS} (one per algorithm)",
             met=None if sim_max is None else sim_max <= SWEEP_ALGORITHMS,
@@ -508,8 +519,10 @@ def part_sweep(runner: Runner, reps: int, timeout: float, tables: str) -> dict:
 
 
 def part_llm(runner: Runner, reps: int, timeout: float) -> dict:
-    samples = {"cold": [], "warm": []}
+    samples = {"cold": [], "warm": [], "imports": []}
+    runner.run("llm imports (warm-up)", LLM_IMPORTS, timeout=timeout)
     for _ in range(reps):
+        samples["imports"].append(runner.run("the llm run's imports alone", LLM_IMPORTS, timeout=timeout))
         cache = runner.folder("cache-llm")
         for key in ("cold", "warm"):
             out = runner.folder(f"llm-{key}")
@@ -517,6 +530,7 @@ def part_llm(runner: Runner, reps: int, timeout: float) -> dict:
                                            cache=cache, compiles=True, progress=True))
     for s in samples["cold"] + samples["warm"]:
         s["ttfs_s"] = s["first_step_s"] if s.get("first_step_s") is not None else s["wall_s"]
+    imports = stats(samples.pop("imports"))
     seen = all(s.get("first_step_s") is not None for s in samples["cold"] + samples["warm"])
     method = "first bar frame 1/1" if seen else "whole command (no bar frame seen in some samples)"
     st = {k: stats(v, "ttfs_s") for k, v in samples.items()}
@@ -530,8 +544,19 @@ def part_llm(runner: Runner, reps: int, timeout: float) -> dict:
             met=None if r is None else r <= 0.25,
             detail=f"{method}; whole command {common.fmt_time(whole['warm']['median_s'])}; "
                    f"{_compiles_text(samples['warm'], simulation=False)}"),
+        _floor_row("a warm first step", imports, st["cold"], LLM_IMPORTS, 1 / 0.25),
     ]
     return {"samples": samples, "rows": rows}
+
+
+def _floor_row(what: str, imports: dict, base: dict, argv: list[str], factor: float) -> dict:
+    """The libraries a command imports before its first step, timed alone: a floor under ``what``,
+    beside the time the target allows it (``base`` / ``factor``)."""
+    allowed = None if base["median_s"] is None else base["median_s"] / factor
+    return row(f"`python -c \"{argv[-1]}\"` (its imports alone: a floor under {what})", imports,
+               detail="" if allowed is None or imports["median_s"] is None else
+               f"the target allows {what} {common.fmt_time(allowed)}; these imports alone take "
+               f"{common.fmt_ratio(imports['median_s'] / allowed)} of that")
 
 
 # ------------------------------------------------------------------------------ output
