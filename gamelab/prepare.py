@@ -155,21 +155,29 @@ def _as_games(games) -> np.ndarray:
 NASH_SOLVER_VERSION = b"exact_nash highs 1e-10 polished v1"
 
 
+@lru_cache(maxsize=1)
+def _solver_key() -> bytes | None:
+    """What besides the matrix decides the LP's last bits: the solver settings and SciPy's version
+    (read once per process: parsing SciPy's metadata costs 2.5 ms, once per distinct matrix before).
+    None: SciPy without its metadata, whose version is unknown."""
+    from importlib import metadata
+
+    try:
+        return NASH_SOLVER_VERSION + metadata.version("scipy").encode()
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def _solution_file(data: bytes, n: int):
     """Where the LP solution of the matrix with bytes ``data`` is kept (None: no cache folder)."""
     import hashlib
-    from importlib import metadata
 
     from gamelab import compilation_cache_dir
 
-    folder = compilation_cache_dir()
-    try:
-        scipy_version = metadata.version("scipy").encode()
-    except metadata.PackageNotFoundError:  # SciPy without its metadata: the solver's version is unknown
+    folder, solver = compilation_cache_dir(), _solver_key()
+    if folder is None or solver is None:
         return None
-    if folder is None:
-        return None
-    key = hashlib.sha256(NASH_SOLVER_VERSION + scipy_version + n.to_bytes(4, "little") + data)
+    key = hashlib.sha256(solver + n.to_bytes(4, "little") + data)
     return folder / "nash" / f"{key.hexdigest()}.npy"
 
 
