@@ -1022,7 +1022,7 @@ def llm_fit_judge(
                                           "its own, TEXT_GPM_RIDGE of gamelab.llm.preference_model)"),
     hash_bits: Optional[int] = typer.Option(None, help="2^k hashed word n-gram columns (default: FeatureSettings)"),
     by: str = typer.Option("both", help="held-out folds of whole prompts, pairs, both, or none (no held-out table)"),
-    splits: int = typer.Option(5, help="held-out folds"),
+    splits: int = typer.Option(defaults.VOTE_SPLITS, help="held-out folds"),
     seed: int = typer.Option(defaults.SEED, help="seed of the folds and of the fit's random start"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object (held-out summaries, the saved file)"),
 ):

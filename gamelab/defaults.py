@@ -33,6 +33,7 @@ VOTE_COLUMNS = {"left": "left", "right": "right", "winner": "winner", "annotator
 VOTE_ESTIMATOR = "empirical"  # ties half a win each side, votes pooled over prompts, unseen pairs ½
 VOTE_RESAMPLE = "votes"  # what a bootstrap of the maximal lottery resamples ('votes' or 'annotators')
 BOOTSTRAP = 1000  # resamples of gamelab.votes.bootstrap_lottery
+VOTE_SPLITS = 5  # held-out folds of gamelab.votes (held_out, select_rank) and `gamelab llm fit-judge`
 
 # real language models (gamelab.llm.decoder and text; `gamelab llm generate`)
 LLM_MAX_NEW_TOKENS = 64

@@ -48,7 +48,7 @@ BT_RIDGE = 1e-2  # ridge/2·‖r‖² on the Bradley–Terry reward (pairs count
 # excepted
 GPM_RIDGE = 3.0
 GPM_RANKS = (0, 1, 2, 3, 4, 6)  # ranks select_rank tries (0 = Bradley–Terry, fitted as a GPM)
-SPLITS = 5  # folds of held_out / select_rank
+SPLITS = defaults.VOTE_SPLITS  # folds of held_out / select_rank
 SUPPORT_TOL = 1e-9  # a probability above this is in the support
 LEVEL = defaults.LEVEL  # bootstrap intervals and confident_cycles' one-sided tests
 
