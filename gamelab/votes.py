@@ -128,8 +128,18 @@ def make_votes(left, right, winner, *, annotator=None, prompt=None, names=None) 
 
 
 def read_records(path: Path):
-    """(rows as dicts, 'line N' labels) of a CSV (with a header) or JSON-lines file (a line that is
-    not a JSON object raises :class:`VoteFileError` naming the file and line)."""
+    """(rows as dicts, 'line N' labels) of a CSV (with a header) or JSON-lines file; a file that is
+    not text, malformed CSV or a line that is not a JSON object raises :class:`VoteFileError`
+    naming the file (and line)."""
+    try:
+        return _read_records(path)
+    except UnicodeDecodeError as exc:
+        raise VoteFileError(f"{path}: not a text file ({exc.reason})") from None
+    except csv.Error as exc:
+        raise VoteFileError(f"{path}: malformed CSV ({exc})") from None
+
+
+def _read_records(path: Path):
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
         rows, where = [], []
         with path.open(encoding="utf-8-sig") as fh:
@@ -164,12 +174,7 @@ def load_votes(path, *, left: str = LEFT, right: str = RIGHT, winner: str = WINN
     p = Path(path)
     if not p.is_file():
         raise VoteFileError(f"no such vote file: {str(p)!r}" if not p.exists() else f"not a regular file: {str(p)!r}")
-    try:
-        rows, where = read_records(p)
-    except UnicodeDecodeError as exc:
-        raise VoteFileError(f"{p}: not a text file ({exc.reason})") from None
-    except csv.Error as exc:
-        raise VoteFileError(f"{p}: malformed CSV ({exc})") from None
+    rows, where = read_records(p)
     if not rows:
         raise VoteFileError(f"{p}: no votes in the file")
     columns = set(rows[0])
@@ -386,6 +391,13 @@ def skew_score(El, Er) -> np.ndarray:
     return El[:, 0] - Er[:, 0] + (np.sum(Ul * Vr, axis=1) - np.sum(Vl * Ur, axis=1))
 
 
+def check_rank(rank) -> int:
+    """A GPM rank (an integer ≥ 0) as an int, or ValueError naming it."""
+    if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank < 0:
+        raise ValueError(f"rank must be an integer ≥ 0, got {rank!r}")
+    return int(rank)
+
+
 def fit_gpm_weights(features, left, right, outcome, rank: int, *, ridge: float, weight=None, seed: int = 0,
                     tol: float = 1e-10, max_iter: int = 5000):
     """(w (d,), A (d, rank), B (d, rank), the log-likelihood without the ridge, converged) maximizing
@@ -393,18 +405,17 @@ def fit_gpm_weights(features, left, right, outcome, rank: int, *, ridge: float, 
     random start (``seed``: w = 0, A and B 0.1·N(0, 1); the zero start is a saddle point for A, B)."""
     from scipy.optimize import minimize
 
-    if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank < 0:
-        raise ValueError(f"rank must be an integer ≥ 0, got {rank!r}")
+    rank = check_rank(rank)
     if not (np.isfinite(ridge) and ridge > 0):
         raise ValueError(f"ridge must be positive, got {ridge!r}")
-    rank, d = int(rank), features.shape[1]
+    d = features.shape[1]
     objective = gpm_objective(features, left, right, outcome, rank, ridge, weight)
     rng = np.random.default_rng(seed)
     x0 = np.concatenate([np.zeros(d), 0.1 * rng.standard_normal(2 * d * rank)])
     res = minimize(objective, x0, jac=True, method="L-BFGS-B",
                    options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-9, "maxcor": 30})
     x = res.x
-    log_likelihood = -(objective(x)[0] - 0.5 * ridge * x @ x)
+    log_likelihood = -(res.fun - 0.5 * ridge * x @ x)  # the objective at x, as L-BFGS returned it
     return x[:d], x[d:d + d * rank].reshape(d, rank), x[d + d * rank:].reshape(d, rank), float(log_likelihood), \
         bool(res.success)
 
@@ -429,21 +440,11 @@ def fit_gpm(votes: Votes, rank: int, *, ridge: float = GPM_RIDGE, seed: int = 0,
 
 
 # ------------------------------------------------------------------------------ likelihoods
-def vote_log_likelihood(P: np.ndarray, votes: Votes) -> np.ndarray:
-    """(N,) the half-win log-likelihood of each vote under the matrix P (clipped away from 0, 1)."""
-    return half_win_log_likelihood(P[votes.left, votes.right], votes.outcome)
-
-
 def half_win_log_likelihood(p, outcome) -> np.ndarray:
     """o·log p + (1 − o)·log(1 − p) elementwise, p (the left item's win probability) clipped away
     from 0 and 1, o the left item's share of the vote (1 won, ½ tie, 0 lost)."""
     p = np.clip(np.asarray(p, dtype=np.float64), 1e-12, 1 - 1e-12)
     return outcome * np.log(p) + (1.0 - outcome) * np.log1p(-p)
-
-
-def vote_accuracy(P: np.ndarray, votes: Votes) -> float:
-    """The fraction of decided (non-tie) votes whose winner P favours (a P of exactly ½ counts half)."""
-    return decided_accuracy(P[votes.left, votes.right], votes.outcome)
 
 
 def decided_accuracy(p, outcome) -> float:
@@ -557,15 +558,14 @@ def select_rank(votes: Votes, *, ranks: Sequence[int] = GPM_RANKS, by: str = "vo
                 seed: int = 0, ridge: float = GPM_RIDGE) -> tuple[int, dict]:
     """The GPM rank with the highest mean held-out log-likelihood per vote (folds of ``by``), and
     every rank's mean."""
-    fold = folds(votes, by, splits, seed)
-    score = {k: [] for k in ranks}
-    for f in range(splits):
-        train, test = subset(votes, fold != f), subset(votes, fold == f)
+    def predict(f, train, test):
+        train = subset(votes, train)
         counts = pair_counts(train)
-        for k in ranks:
-            score[k].append(np.mean(vote_log_likelihood(fit_gpm(train, k, ridge=ridge, seed=seed + f,
-                                                                counts=counts).matrix(), test)))
-    means = {k: float(np.mean(v)) for k, v in score.items()}
+        return {f"gpm{k}": fit_gpm(train, k, ridge=ridge, seed=seed + f, counts=counts).matrix()[test.left, test.right]
+                for k in ranks}
+
+    scores = cross_validate(votes, [f"gpm{k}" for k in ranks], predict, by=by, splits=splits, seed=seed)
+    means = {k: float(np.mean(scores.log_likelihood[f"gpm{k}"])) for k in ranks}
     return max(means, key=means.get), means
 
 

@@ -233,8 +233,10 @@ def test_on_the_llmfao_crowd_votes():
     assert held > -np.log(2) + 0.03, held  # held-out pairs: better than the constant ½
     assert V.decided_accuracy(p, test.outcome) > 0.65
     texts = [answers.texts["8", m] for m in votes.names[:6]]
+    a, b = zip(*[(x, y) for x in texts for y in texts])
+    both = judge.prob([prompt("8")] * len(a), a, b) + judge.prob([prompt("8")] * len(a), b, a)
+    np.testing.assert_array_equal(both, 1.0)  # the judge itself, both orders (judged_matrix builds this in)
     P = judged_matrix(judge, prompt("8"), texts)
-    np.testing.assert_array_equal(P + P.T, 1.0)
     assert np.ptp(P) > 0.05  # it tells the answers apart
 
 
@@ -286,6 +288,11 @@ def test_fit_judge_command(tmp_path):
     bad = files[:1] + [f"--answers={tmp_path / 'short.jsonl'}"] + files[2:]
     r = gamelab("llm", "fit-judge", *bad, "--out", tmp_path / "x.npz")
     assert r.returncode == 2 and "error: no answer text for" in r.stderr
+    # answers as CSV with a field past the csv module's limit: one error line, not csv.Error's traceback
+    (tmp_path / "huge.csv").write_text("model,prompt,result\nm00,0," + "a" * 200_000 + "\n")
+    bad = files[:1] + [f"--answers={tmp_path / 'huge.csv'}"] + files[2:]
+    r = gamelab("llm", "fit-judge", *bad, "--out", tmp_path / "x.npz")
+    assert r.returncode == 2 and "malformed CSV" in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert not (tmp_path / "x.npz").exists()
 
 

@@ -281,10 +281,8 @@ def _jsonl(path, fields: Sequence[str]) -> list:
         raise AnswerFileError(f"no such file: {str(path)!r}")
     try:
         rows, where = V.read_records(path)
-    except V.VoteFileError as exc:
+    except V.VoteFileError as exc:  # not text, malformed CSV, a line that is not JSON
         raise AnswerFileError(str(exc)) from None
-    except UnicodeDecodeError as exc:
-        raise AnswerFileError(f"{path}: not a text file ({exc.reason})") from None
     if not rows:
         raise AnswerFileError(f"{path}: no rows")
     for row, at in zip(rows, where):
@@ -354,9 +352,7 @@ def vote_items(votes: V.Votes, answers: Answers | Mapping, prompts: Mapping | No
 
 def default_ridge(rank: int) -> float:
     """:data:`TEXT_GPM_RIDGE` of the rank (ranks above 1 take rank 1's)."""
-    if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank < 0:
-        raise ValueError(f"rank must be an integer ≥ 0, got {rank!r}")
-    return TEXT_GPM_RIDGE[min(int(rank), max(TEXT_GPM_RIDGE))]
+    return TEXT_GPM_RIDGE[min(V.check_rank(rank), max(TEXT_GPM_RIDGE))]
 
 
 def _as_votes(votes) -> V.Votes:
