@@ -15,12 +15,15 @@ from gamelab import defaults
 # Each command imports what it uses: --help needs typer alone; `list` and an error about a bad
 # argument only the registries (which import without JAX: gamelab.lazy); the engine
 # (gamelab.run, gamelab.nash, JAX) is imported by a command that has work to do.
+# Help and usage errors are click's plain text, not rich's panels: importing rich's markdown and
+# syntax-highlighting stack cost 0.1 s, as much as the rest of `gamelab --help` together.
+PLAIN = dict(no_args_is_help=True, rich_markup_mode=None)
 
 app = typer.Typer(
     help="gamelab: which alignment algorithms reach the Nash policy of a preference game, in the last iterate?",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    **PLAIN,
 )
 
 @app.callback()
@@ -719,7 +722,7 @@ def sweep(
 
 llm_app = typer.Typer(help="The transformer backend: the same algorithms on a language-model policy over a "
                              "sequence game, with the exact Nash gap — a toy transformer, or a real model "
-                             "(Llama family, Qwen2) under a judge.", no_args_is_help=True)
+                             "(Llama family, Qwen2) under a judge.", **PLAIN)
 app.add_typer(llm_app, name="llm")
 
 

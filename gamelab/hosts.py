@@ -13,12 +13,11 @@ the ``gamelab`` command makes it at start-up (``--cpu-devices``). A library user
 """
 from __future__ import annotations
 
+import numbers
 import os
 import re
 import sys
 import warnings
-
-import numpy as np
 
 from gamelab.lazy import jax
 
@@ -63,7 +62,7 @@ def use_cpu_cores(count: int | None = None) -> int:
     explicit = count is not None
     if count is None:
         count = host_cores()
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
+    if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 1:
         raise ValueError(f"the number of CPU devices must be a positive integer, got {count!r}")
     forced = _FORCED.search(os.environ.get("XLA_FLAGS", ""))
     if forced:
@@ -86,6 +85,7 @@ def use_cpu_cores(count: int | None = None) -> int:
 def local_mesh(runs: int | None = None, axis: str = "runs") -> Mesh | None:
     """A one-axis mesh over this process's devices for a batch of ``runs``: the most devices
     (at most all of them) that divide ``runs`` evenly; None where that is one device."""
+    import numpy as np
     from jax.sharding import Mesh
 
     devices = jax.local_devices()
