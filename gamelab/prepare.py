@@ -489,14 +489,16 @@ def _padding(games, size, learning: dict) -> tuple[np.ndarray, list[int]]:
         raise ValueError(f"pad_to must be a positive integer, got {size!r}")
     if not isinstance(games, (list, tuple)) or not games:
         raise ValueError("pad_to needs a non-empty list of games")
-    mats = []
+    mats, checked = [], {}  # each game object checked once: a sweep's runs share their game's object
     for i, g in enumerate(games):
         if isinstance(g, Game) and g.groups is not None:
             raise ValueError(f"game {i}: a multi-group game cannot be padded")
-        try:
-            mats.append(_as_game(g))
-        except ValueError as exc:
-            raise type(exc)(f"game {i}: {exc}") from None
+        if id(g) not in checked:
+            try:
+                checked[id(g)] = _as_game(g)
+            except ValueError as exc:
+                raise type(exc)(f"game {i}: {exc}") from None
+        mats.append(checked[id(g)])
     sizes = [m.shape[0] for m in mats]
     if max(sizes) > size:
         raise ValueError(f"pad_to = {size} is smaller than a game of the batch ({max(sizes)} responses)")
