@@ -103,3 +103,52 @@ def shard_runs(tree, mesh: Mesh | None):
     from jax.sharding import NamedSharding, PartitionSpec
 
     return jax.device_put(tree, NamedSharding(mesh, PartitionSpec(mesh.axis_names[0])))
+
+
+# ------------------------------------------------------------------ memory mappings
+# XLA:CPU maps each loaded program's code into memory regions of its own, and a program stays
+# loaded while JAX's caches hold it. The kernel caps a process's regions (vm.max_map_count, 65530
+# by default); at the cap, XLA segfaults while compiling or loading the next program (measured:
+# 65,313 regions at the crash). A process that loads thousands of distinct programs (a long
+# notebook, a sweep over many algorithms and sizes) reaches it. Reading the count takes 46 ms at
+# 40,000 regions, so it is read once per CHECK_EVERY programs loaded (compiled, or read from the
+# persistent cache), counted through jax.monitoring.
+CHECK_EVERY = 256  # programs loaded between two readings of the mapping count
+RELEASE_AT = 0.5  # share of the limit above which JAX's compiled programs are dropped
+_LOADED = [-1]  # programs loaded since the count was last read (-1: not counting yet)
+_LOAD_EVENTS = ("/jax/compilation_cache/cache_hits",)
+_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+
+
+def mappings() -> tuple[int, int] | None:
+    """(this process's memory mappings, the kernel's limit on them); None where unknown."""
+    try:
+        with open("/proc/self/maps", "rb") as maps, open("/proc/sys/vm/max_map_count") as limit:
+            return maps.read().count(b"\n"), int(limit.read())
+    except (OSError, ValueError):
+        return None
+
+
+def _loaded(event: str, *args, **kwargs) -> None:
+    if event in _LOAD_EVENTS or event == _COMPILE_EVENT:
+        _LOADED[0] += 1
+
+
+def release_programs(force: bool = False) -> bool:
+    """Drop JAX's compiled programs (``jax.clear_caches``) when this process holds more than
+    :data:`RELEASE_AT` of its memory-mapping limit, read once per :data:`CHECK_EVERY` programs
+    loaded (``force``: read it now); True when dropped. A dropped program is traced again when
+    next called and read back from the persistent compilation cache. Called before each run of
+    the driver (:func:`gamelab.run.execute`)."""
+    if _LOADED[0] < 0:  # the first call: start counting
+        jax.monitoring.register_event_listener(_loaded)
+        jax.monitoring.register_event_duration_secs_listener(_loaded)
+        _LOADED[0] = 0
+    if _LOADED[0] < CHECK_EVERY and not force:
+        return False
+    _LOADED[0] = 0
+    counts = mappings()
+    if counts is None or counts[0] <= RELEASE_AT * counts[1]:
+        return False
+    jax.clear_caches()
+    return True

@@ -22,6 +22,7 @@ from jax import lax
 from gamelab import defaults
 from gamelab.algorithms import Algorithm
 from gamelab.games.core import Game
+from gamelab.hosts import release_programs
 from gamelab.metrics import group_metrics, policy_metrics
 from gamelab.prepare import Prepared, prepare, row_bucket
 
@@ -229,6 +230,7 @@ def execute(prep: Prepared, *, jit: bool = True, compiled=None, progress: bool =
     recording. ``progress``: a progress bar on stderr, the run cut into about
     :data:`PROGRESS_CALLS` calls of the driver (the same trace bit for bit; two more programs to
     compile)."""
+    release_programs()  # far from the kernel's limit on memory mappings before loading another program
     rows = prep.rows
     counts = (np.int32(prep.steps), np.int32(prep.record_every))
     if progress:

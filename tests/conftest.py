@@ -208,15 +208,6 @@ def _nothing_written_into_the_checkout():
     assert not new, f"tests wrote into the checkout's outputs/ (give them tmp_path): {new[:5]}"
 
 
-def _mappings() -> tuple[int, int] | None:
-    """This process's memory mappings and the kernel's limit on them (None where unknown)."""
-    try:
-        with open("/proc/self/maps", "rb") as maps, open("/proc/sys/vm/max_map_count") as limit:
-            return sum(1 for _ in maps), int(limit.read())
-    except (OSError, ValueError):
-        return None
-
-
 @pytest.fixture(autouse=True, scope="module")
 def _release_compiled_programs():
     """Drop JAX's compiled programs after a module once they hold many memory mappings. The suite
@@ -226,9 +217,12 @@ def _release_compiled_programs():
     27,000 mappings; clearing beyond a quarter of the default limit (and of a lower one) keeps any
     module well below it, and a worker's memory near 3 GB, while light modules keep the programs
     of those before them (a cleared program is traced again and read back from the persistent
-    cache). Where the count cannot be read, clear after every module."""
+    cache). Where the count cannot be read, clear after every module. (gamelab itself drops them
+    only past half the limit: gamelab.hosts.release_programs.)"""
+    from gamelab.hosts import mappings
+
     yield
-    counts = _mappings()
+    counts = mappings()
     if counts is None or counts[0] > min(65530, counts[1]) // 4:
         import jax
 

@@ -349,3 +349,45 @@ def test_a_chunk_with_one_altered_byte_is_found_by_its_page_checksums(tmp_path, 
     assert stats["ran"] == 1 and [name for name, _ in stats["damaged"]] == [chunk.stem], stats
     assert "is damaged" in capfd.readouterr().err
     assert load(hurt).equals(load(whole))
+
+
+# ------------------------------------------------------------------ memory mappings
+def test_the_mapping_count_is_read_from_the_kernel():
+    from gamelab.hosts import mappings
+
+    counts = mappings()
+    if counts is None:
+        pytest.skip("no /proc/self/maps here")
+    used, limit = counts
+    assert 0 < used < limit
+
+
+def test_near_the_mapping_limit_compiled_programs_are_dropped_and_the_run_is_unchanged(monkeypatch):
+    """XLA segfaults once a process holds vm.max_map_count memory mappings (each loaded program
+    holds some): past RELEASE_AT of the limit, read once per CHECK_EVERY programs loaded, the
+    driver drops JAX's compiled programs before the next run, which is traced again and gives the
+    same numbers; below it nothing is dropped."""
+    import jax
+
+    from gamelab import hosts
+    from gamelab.games import rps
+    from gamelab.run import run
+
+    dropped = []
+    monkeypatch.setattr(jax, "clear_caches", lambda: dropped.append(True))
+    monkeypatch.setattr(hosts, "CHECK_EVERY", 0)  # read the count before every run
+    monkeypatch.setattr(hosts, "mappings", lambda: (1000, 65530))
+    calm = run("omwu", rps(), steps=30, record_every=10)
+    assert dropped == []
+    monkeypatch.undo()
+
+    cleared = []
+    real = jax.clear_caches
+    monkeypatch.setattr(jax, "clear_caches", lambda: (cleared.append(True), real()))
+    monkeypatch.setattr(hosts, "CHECK_EVERY", 0)
+    monkeypatch.setattr(hosts, "mappings", lambda: (40000, 65530))  # past half the limit
+    crowded = run("omwu", rps(), steps=30, record_every=10)
+    assert len(cleared) == 1
+    np.testing.assert_array_equal(np.asarray(crowded.logp), np.asarray(calm.logp))
+    for key in calm.trace:
+        np.testing.assert_array_equal(crowded.trace[key], calm.trace[key])
