@@ -140,6 +140,8 @@ def release_programs(force: bool = False) -> bool:
     loaded (``force``: read it now); True when dropped. A dropped program is traced again when
     next called and read back from the persistent compilation cache. Called before each run of
     the driver (:func:`gamelab.run.execute`)."""
+    import jax  # the module itself, not gamelab.lazy's stand-in (which keeps what it read once)
+
     if _LOADED[0] < 0:  # the first call: start counting
         jax.monitoring.register_event_listener(_loaded)
         jax.monitoring.register_event_duration_secs_listener(_loaded)
