@@ -180,9 +180,8 @@ def gamelab_runner(name: str, Ps: np.ndarray, steps: int, record_every: int = 1,
         # the traced step counts are arguments like the others: on the devices before the timed region
         # (as host scalars every call would also time their copy to each device: 70 µs a call on 2
         # devices, a sixth of the B=64 × n=10 workload)
-        counts = tuple(jnp.int32(c) if mesh is None else
-                       jax.device_put(np.int32(c), NamedSharding(mesh, PartitionSpec()))
-                       for c in (steps, record_every))
+        where = None if mesh is None else NamedSharding(mesh, PartitionSpec())  # None: the default device
+        counts = jax.device_put((np.int32(steps), np.int32(record_every)), where)
 
         def call():
             return simulate_batch_jit(algo, *args, *counts, **kwargs)

@@ -116,8 +116,8 @@ def shard_runs(tree, mesh: Mesh | None):
 CHECK_EVERY = 256  # programs loaded between two readings of the mapping count
 RELEASE_AT = 0.5  # share of the limit above which JAX's compiled programs are dropped
 _LOADED = [-1]  # programs loaded since the count was last read (-1: not counting yet)
-_LOAD_EVENTS = ("/jax/compilation_cache/cache_hits",)
-_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+# a program read from the persistent cache, and one compiled (jax.monitoring's event names)
+_LOAD_EVENTS = frozenset({"/jax/compilation_cache/cache_hits", "/jax/core/compile/backend_compile_duration"})
 
 
 def mappings() -> tuple[int, int] | None:
@@ -130,14 +130,14 @@ def mappings() -> tuple[int, int] | None:
 
 
 def _loaded(event: str, *args, **kwargs) -> None:
-    if event in _LOAD_EVENTS or event == _COMPILE_EVENT:
+    if event in _LOAD_EVENTS:
         _LOADED[0] += 1
 
 
-def release_programs(force: bool = False) -> bool:
+def release_programs() -> bool:
     """Drop JAX's compiled programs (``jax.clear_caches``) when this process holds more than
     :data:`RELEASE_AT` of its memory-mapping limit, read once per :data:`CHECK_EVERY` programs
-    loaded (``force``: read it now); True when dropped. A dropped program is traced again when
+    loaded; True when dropped. A dropped program is traced again when
     next called and read back from the persistent compilation cache. Called before each run of
     the driver (:func:`gamelab.run.execute`)."""
     import jax  # the module itself, not gamelab.lazy's stand-in (which keeps what it read once)
@@ -146,7 +146,7 @@ def release_programs(force: bool = False) -> bool:
         jax.monitoring.register_event_listener(_loaded)
         jax.monitoring.register_event_duration_secs_listener(_loaded)
         _LOADED[0] = 0
-    if _LOADED[0] < CHECK_EVERY and not force:
+    if _LOADED[0] < CHECK_EVERY:
         return False
     _LOADED[0] = 0
     counts = mappings()

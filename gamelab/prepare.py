@@ -204,19 +204,16 @@ def _nash_of(data: bytes, n: int) -> np.ndarray:
             pass
     pi = exact_nash(P).policy
     if path is not None:
-        import os
-        import tempfile
+        import io
 
-        tmp = None
+        from gamelab.results import atomic_write_bytes
+
+        buf = io.BytesIO()
+        np.save(buf, pi, allow_pickle=False)
         try:  # another process may write the same file meanwhile: each renames a whole file into place
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, pi, allow_pickle=False)
-            os.replace(tmp, path)
+            atomic_write_bytes(path, buf.getvalue())
         except OSError:  # a read-only or full cache folder: solved, just not kept
-            if tmp is not None and os.path.exists(tmp):
-                os.unlink(tmp)
+            pass
     return pi
 
 
