@@ -391,3 +391,62 @@ def test_near_the_mapping_limit_compiled_programs_are_dropped_and_the_run_is_unc
     np.testing.assert_array_equal(np.asarray(crowded.logp), np.asarray(calm.logp))
     for key in calm.trace:
         np.testing.assert_array_equal(crowded.trace[key], calm.trace[key])
+
+
+# ------------------------------------------------------------------ the compilation cache
+def test_only_damaged_cache_entries_of_the_named_program_are_deleted(tmp_path):
+    """repair_cache deletes the entries of one program whose compressed stream is cut short or
+    corrupt, and keeps whole ones and other programs' entries (a cut entry of another program is
+    that program's to repair, when JAX names it)."""
+    import zlib
+
+    from gamelab import repair_cache
+
+    entry = zlib.compress(np.random.default_rng(0).bytes(50_000))
+    files = {"whole": "jit_simulate-aa-cache", "cut": "jit_simulate-bb-cache", "bad": "jit_simulate-cc-cache",
+             "other": "jit_simulate_batch-dd-cache", "key": "jit_start-ee-cache"}
+    (tmp_path / files["whole"]).write_bytes(entry)
+    (tmp_path / files["cut"]).write_bytes(entry[: len(entry) // 2])
+    (tmp_path / files["bad"]).write_bytes(b"\x00" * 100)
+    (tmp_path / files["other"]).write_bytes(entry[:100])
+    (tmp_path / files["key"]).write_bytes(entry[:100])
+    assert [p.name for p in repair_cache(tmp_path, "jit_simulate")] == [files["cut"], files["bad"]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([files["whole"], files["other"], files["key"]])
+    assert [p.name for p in repair_cache(tmp_path, "jit_start-ee")] == [files["key"]]  # named by its key
+    assert repair_cache(tmp_path / "absent", "jit_simulate") == []
+
+
+def test_a_cut_compilation_cache_entry_is_replaced_by_a_whole_one_in_the_run_that_reads_it(tmp_path):
+    """JAX writes a cache entry in place and never replaces one: an entry cut short (a process
+    killed while writing it) would make every later process warn and compile again. Through
+    gamelab's hook the run that reads it deletes it, compiles, and caches the program whole, so the
+    next run reads it without a warning. A real process: the hook is on ``warnings.showwarning``,
+    which pytest's own warning capture replaces."""
+    script = textwrap_dedent("""
+        import sys, warnings
+        from pathlib import Path
+        import gamelab, jax, jax.numpy as jnp
+        folder = Path(sys.argv[1])
+        def triple_sine(x):
+            return jnp.sin(x) * 3 + 1
+        jax.jit(triple_sine)(jnp.ones(7)).block_until_ready()
+        (entry,) = folder.glob("jit_triple_sine-*-cache")
+        data = entry.read_bytes()
+        entry.write_bytes(data[: len(data) // 2])
+        for run in ("damaged", "repaired"):
+            jax.clear_caches()
+            print(run, file=sys.stderr, flush=True)
+            print(float(jax.jit(triple_sine)(jnp.ones(7))[0]), file=sys.stderr, flush=True)
+        print(len(entry.read_bytes()) > len(data) // 2, gamelab.repair_cache(folder, "jit_triple_sine"))
+    """)
+    env = {**os.environ, "GAMELAB_CACHE_DIR": str(tmp_path), "JAX_PLATFORMS": "cpu"}
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "[]"], proc.stdout  # written again, and whole
+    damaged, repaired = proc.stderr.split("repaired\n")
+    assert "Error reading persistent compilation cache entry for 'jit_triple_sine'" in damaged, proc.stderr
+    assert "gamelab deleted the damaged entry jit_triple_sine-" in damaged, proc.stderr
+    assert "Error reading" not in repaired and "Warning" not in repaired, proc.stderr
+    assert damaged.strip().endswith(str(float(np.sin(1.0) * 3 + 1))) and repaired.strip() == damaged.strip().split()[-1]
