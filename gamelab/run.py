@@ -1,4 +1,4 @@
-"""The only loop: one loop over recording intervals, vmapped for batches.
+"""The only loop: one loop over recording intervals (for a batch, its body vmapped over the games).
 
 :func:`simulate` is the pure driver for one game and one policy; :func:`run` and :func:`run_batch`
 are the host-side entry points: :func:`gamelab.prepare.prepare` validates every input once and
