@@ -177,6 +177,8 @@ def gamelab_runner(name: str, Ps: np.ndarray, steps: int, record_every: int = 1,
             from gamelab.hosts import shard_runs
 
             args = shard_runs(args, mesh)
+        else:  # cast_hparams leaves host values on the host: every timed call would copy them
+            args = jax.device_put(args)
         # the traced step counts are arguments like the others: on the devices before the timed region
         # (as host scalars every call would also time their copy to each device: 70 µs a call on 2
         # devices, a sixth of the B=64 × n=10 workload)
