@@ -173,12 +173,9 @@ def gamelab_runner(name: str, Ps: np.ndarray, steps: int, record_every: int = 1,
         real_rows = -(-steps // record_every) + 1  # the driver's trace is bucketed: cut it
         kwargs = {"rows": row_bucket(real_rows), **_options(simulate_batch, metrics, average)}
         mesh = runs_mesh(B, sharded)
-        if mesh is not None:
-            from gamelab.hosts import shard_runs
+        from gamelab.hosts import shard_runs
 
-            args = shard_runs(args, mesh)
-        else:  # cast_hparams leaves host values on the host: every timed call would copy them
-            args = jax.device_put(args)
+        args = shard_runs(args, mesh)  # on the devices before the timed region (one device: mesh None)
         # the traced step counts are arguments like the others: on the devices before the timed region
         # (as host scalars every call would also time their copy to each device: 70 µs a call on 2
         # devices, a sixth of the B=64 × n=10 workload)

@@ -97,9 +97,10 @@ def local_mesh(runs: int | None = None, axis: str = "runs") -> Mesh | None:
 
 def shard_runs(tree, mesh: Mesh | None):
     """Every array of ``tree`` split along its leading (run) axis over ``mesh``'s one axis (None:
-    unchanged); each device then computes its runs with no communication."""
+    placed whole on the default device), in one transfer; each device then computes its runs with
+    no communication."""
     if mesh is None:
-        return tree
+        return jax.device_put(tree)
     from jax.sharding import NamedSharding, PartitionSpec
 
     return jax.device_put(tree, NamedSharding(mesh, PartitionSpec(mesh.axis_names[0])))

@@ -346,7 +346,7 @@ def device_args(P, hp, init_logp, ref_logp, target_logp, tau, dtype, groups=None
     parts = (None, None, None) if groups is None else tuple(None if x is None else cast(x) for x in groups)
     args = (Game(cast(P), *parts, None if mask is None else cast(mask)), cast_hparams(hp, dtype), cast(init_logp),
             cast(ref_logp), None if target_logp is None else cast(target_logp), None if tau is None else cast(tau))
-    return jax.device_put(args) if mesh is None else shard_runs(args, mesh)
+    return shard_runs(args, mesh)
 
 
 def _cast(x, dtype):

@@ -193,8 +193,11 @@ def simulate_batch(algo, game, hp, init_logp, ref_logp, target_logp, metric_tau,
                    rows: int, record_policy: bool = False, record_average: bool = True,
                    metrics: tuple[str, ...] | None = None):
     """:func:`simulate` for a leading batch axis of every array argument but ``steps`` and
-    ``record_every`` (one pair for the whole batch): the same trace as :func:`simulate` vmapped,
-    bit for bit, with the loop over rows outside the vmap (see :func:`_row_loop`)."""
+    ``record_every`` (one pair for the whole batch), with the loop over rows outside the vmap (see
+    :func:`_row_loop`). Each run's trace is :func:`simulate`'s to rounding: a batched product sums
+    in another order (at most 3e-13 apart over 37 steps for every registered algorithm, measured).
+    Against ``jax.vmap(simulate)``, which this replaced, it is bit for bit for every registered
+    algorithm but Nash-MP (1–4 ulp)."""
     carry = start_batch(algo, game, hp, init_logp, ref_logp, record_average=record_average)
     carry, trace = simulate_rows_batch(algo, game, hp, ref_logp, target_logp, metric_tau, carry, steps, record_every,
                                        0, rows=rows, record_policy=record_policy, record_average=record_average,
