@@ -90,25 +90,44 @@ def interior_nash_games(draw, sizes=(3, 5, 7)):
     P = 1/2 + A with A = Σ_k λ_k (u_k v_kᵀ − v_k u_kᵀ), the (u_k, v_k) an orthonormal basis of π*'s
     orthogonal complement paired into planes (n odd), λ_k ∈ [0.5, 1]: A is skew, Aπ* = 0, and A is
     invertible on π*^⊥, so π* is the unique Nash. η_max = 1/‖D^½ A D^½‖₂ with D = diag(π*) is the
-    scale of the linearized MWU-type dynamics at π*; optimistic methods converge below it.
+    scale of the linearized MWU-type dynamics at π*: optimistic methods converge below it from a
+    start near π* (:func:`near`) — a local scale only: from uniform, η = η_max/2 can leave the
+    basin (a 3×3 game with π* = (0.032, 0.728, 0.240), η = 10.8: OMWU's gap still 0.35 after 3000
+    steps). Games whose D^½ A D^½ has a condition number (on π*^⊥) above :data:`KAPPA_MAX` are
+    drawn again, so that a fixed number of steps suffices: the slowest mode contracts like
+    1 − c/κ² per step (measured: at most 253 κ² steps to a gap of 1e-10, OMWU and extragradient,
+    900 games).
     """
     n = draw(st.sampled_from(sizes))
     return interior_nash_game(np.random.default_rng(draw(st.integers(0, 2**32 - 1))), n)
 
 
+KAPPA_MAX = 6.0
+
+
 def interior_nash_game(rng: np.random.Generator, n: int):
     """One (P, π*, η_max) of :func:`interior_nash_games`, from a numpy Generator."""
-    pi = rng.dirichlet(np.full(n, 3.0))
-    basis = np.linalg.qr(np.column_stack([pi, rng.normal(size=(n, n - 1))]))[0][:, 1:]
-    A = np.zeros((n, n))
-    for k in range((n - 1) // 2):
-        u, v = basis[:, 2 * k], basis[:, 2 * k + 1]
-        A += rng.uniform(0.5, 1.0) * (np.outer(u, v) - np.outer(v, u))
-    A *= 0.45 / np.abs(A).max()
-    P = 0.5 + A
-    np.fill_diagonal(P, 0.5)
-    d = np.sqrt(pi)
-    return P, pi, 1.0 / np.linalg.norm(d[:, None] * A * d[None, :], 2)
+    while True:
+        pi = rng.dirichlet(np.full(n, 3.0))
+        basis = np.linalg.qr(np.column_stack([pi, rng.normal(size=(n, n - 1))]))[0][:, 1:]
+        A = np.zeros((n, n))
+        for k in range((n - 1) // 2):
+            u, v = basis[:, 2 * k], basis[:, 2 * k + 1]
+            A += rng.uniform(0.5, 1.0) * (np.outer(u, v) - np.outer(v, u))
+        A *= 0.45 / np.abs(A).max()
+        P = 0.5 + A
+        np.fill_diagonal(P, 0.5)
+        d = np.sqrt(pi)
+        sv = np.linalg.svd(d[:, None] * A * d[None, :], compute_uv=False)  # n − 1 nonzero: rank n − 1
+        if sv[0] <= KAPPA_MAX * sv[n - 2]:
+            return P, pi, 1.0 / sv[0]
+
+
+def near(nash: np.ndarray, spread: float = 0.1, seed: int = 0) -> np.ndarray:
+    """A start within a factor e^±spread of ``nash`` in every coordinate (renormalized): where the
+    linearization at the Nash, and so η_max, describes the dynamics."""
+    p = nash * np.exp(np.random.default_rng(seed).uniform(-spread, spread, size=nash.shape))
+    return p / p.sum()
 
 
 def load_experiment(name: str):

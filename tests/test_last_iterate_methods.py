@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from conftest import COMAL3, COMAL3_NASH, interior_nash_game, interior_nash_games, random_matrix
+from conftest import COMAL3, COMAL3_NASH, interior_nash_game, interior_nash_games, near, random_matrix
 from gamelab.metrics import regularized_gap
 from gamelab.nash import regularized_nash
 from gamelab.run import run, run_batch
@@ -27,9 +27,10 @@ def euclidean_scale(P):
 @given(game=interior_nash_games())
 @settings(max_examples=8)
 def test_onpo_unregularized_converges_in_the_last_iterate(game):
-    """τ = 0: optimistic OMD (an optimistic MWU) reaches the unique interior Nash."""
+    """τ = 0: optimistic OMD (an optimistic MWU) reaches the unique interior Nash from near it (η_max
+    is a local scale: see conftest)."""
     P, nash, eta_max = game
-    r = run("onpo", P, steps=10_000, record_every=10_000, eta=0.5 * eta_max, tau=0.0, target=nash)
+    r = run("onpo", P, steps=10_000, record_every=10_000, eta=0.5 * eta_max, tau=0.0, init=near(nash), target=nash)
     assert float(r.final["duality_gap"]) < GAP
     np.testing.assert_allclose(np.asarray(r.policy), nash, atol=1e-7)
 
