@@ -24,6 +24,7 @@ import numpy as np
 from gamelab import defaults
 from gamelab.algorithms import Algorithm, get_algorithm
 from gamelab.games.core import Game, make_game, make_group_game, symmetrized, validate_matrices
+from gamelab.games.named import parse_game
 from gamelab.hosts import shard_runs
 from gamelab.metrics import METRIC_NAMES
 from gamelab.nash import exact_nash, maxent_nash
@@ -415,6 +416,10 @@ def prepare(algorithm, games, *, steps: int, record_every: int = defaults.RECORD
         if np.ndim(v) > 1:
             raise ValueError(f"{k}: a number or one number per run, got an array of shape {np.shape(v)}")
         init, ref, target = ([s] if _per_run([s]) else s for s in (init, ref, target))
+    if isinstance(games, str):
+        games = [games]
+    if isinstance(games, (list, tuple)):  # a game's name, as the command line takes it
+        games = [parse_game(g) if isinstance(g, str) else g for g in games]
     if isinstance(games, Game) and games.groups is not None:  # a batched multi-group Game: one per run
         stacked = jax.tree.map(np.asarray, games if games.P.ndim == 3 else jax.tree.map(lambda x: x[None], games))
         games = [Game(*(None if x is None else x[i] for x in stacked)) for i in range(stacked.P.shape[0])]

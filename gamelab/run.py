@@ -320,7 +320,8 @@ def run(algorithm, game, *, steps: int, record_every: int = defaults.RECORD_EVER
         metric_tau=None, seed: int = defaults.SEED, dtype=None, jit: bool = True, record_policy: bool = False,
         record_average: bool = True, metrics=None, feedback: str | None = None, policy=None,
         batch: int | None = None, optimizer: str | None = None, **hparams) -> RunResult:
-    """Run one algorithm on one game.
+    """Run one algorithm on one game: a :class:`Game`, an (n, n) matrix or a game's name as the
+    command line takes it (``'rps'``, ``'random:n=5,seed=0'``: :func:`gamelab.games.parse_game`).
 
     ``init``: None (uniform), 'random' (logits ~ N(0, 1) from ``seed``), 'ref' (start at the
     reference) or a weight vector; ``ref`` likewise (but not 'ref'). ``record_policy`` adds the
@@ -359,8 +360,8 @@ def run_batch(algorithm, games, *, steps: int, record_every: int = defaults.RECO
               optimizer: str | None = None, pad_to: int | None = None) -> RunResult:
     """Run one algorithm over a batch of B runs as one vmapped computation.
 
-    ``games``: a list of games / matrices, a (B, n, n) array or a batched :class:`Game`; one game
-    is broadcast. The stack is validated on the host as one vectorized check (an invalid game
+    ``games``: a list of games / matrices / game names (as :func:`run` takes them), a (B, n, n)
+    array or a batched :class:`Game`; one game is broadcast. The stack is validated on the host as one vectorized check (an invalid game
     raises naming its index: ``game 3: …``). ``hparams``: name -> scalar or length-B sequence.
     ``seeds``: int or length-B sequence (used by 'random' init/ref). ``init``/``ref``/``target``:
     as in :func:`run`, or a (B, n) array. ``metrics``, ``record_average``: as in :func:`run`.

@@ -360,3 +360,18 @@ def test_from_payoff_gives_valid_game(V, stretch):
     if vmax > 0:
         np.testing.assert_allclose(game.P, 0.5 + V / (2 * vmax), atol=1e-12)
         _assert_valid(from_payoff(V, scale=stretch * vmax))
+
+
+def test_run_and_run_batch_take_a_games_name_as_the_command_line_does():
+    from gamelab.games import parse_game
+    from gamelab.run import run, run_batch
+
+    by_name, by_game = run("mwu", "biased_rps", steps=20), run("mwu", parse_game("biased_rps"), steps=20)
+    np.testing.assert_array_equal(np.asarray(by_name.trace["duality_gap"]), np.asarray(by_game.trace["duality_gap"]))
+    names = ["random:n=5,seed=0", "random:n=5,seed=1"]
+    a = run_batch("mwu", names, steps=20)
+    b = run_batch("mwu", [parse_game(g) for g in names], steps=20)
+    np.testing.assert_array_equal(np.asarray(a.policy), np.asarray(b.policy))
+    assert a.final["duality_gap"][0] != a.final["duality_gap"][1]  # two games, not one broadcast
+    with pytest.raises(ValueError, match="did you mean 'rps'"):
+        run("mwu", "rsp", steps=5)
