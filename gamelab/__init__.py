@@ -94,7 +94,11 @@ def _whole(entry: bytes) -> bool:
 
 def _repair_on_warning(folder: Path) -> None:
     """Chain a repair onto :func:`warnings.showwarning`: when JAX says an entry of ``folder``
-    cannot be read, delete it before JAX compiles the program again and writes the entry anew."""
+    cannot be read, delete it before JAX compiles the program again and writes the entry anew.
+    That warning is always shown, ahead of the filters set so far (``-W error`` would make it end
+    the run with a traceback; ``-W ignore`` would keep the entry damaged, every later run
+    compiling again in silence)."""
+    warnings.filterwarnings("default", message=DAMAGED_ENTRY.pattern.split("'")[0], category=UserWarning)
     shown = warnings.showwarning
 
     def showwarning(message, category, filename, lineno, file=None, line=None):

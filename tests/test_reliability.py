@@ -416,12 +416,14 @@ def test_only_damaged_cache_entries_of_the_named_program_are_deleted(tmp_path):
     assert repair_cache(tmp_path / "absent", "jit_simulate") == []
 
 
-def test_a_cut_compilation_cache_entry_is_replaced_by_a_whole_one_in_the_run_that_reads_it(tmp_path):
+@pytest.mark.parametrize("flags", [[], ["-W", "error"], ["-W", "ignore"]], ids=["default", "W-error", "W-ignore"])
+def test_a_cut_compilation_cache_entry_is_replaced_by_a_whole_one_in_the_run_that_reads_it(tmp_path, flags):
     """JAX writes a cache entry in place and never replaces one: an entry cut short (a process
     killed while writing it) would make every later process warn and compile again. Through
     gamelab's hook the run that reads it deletes it, compiles, and caches the program whole, so the
-    next run reads it without a warning. A real process: the hook is on ``warnings.showwarning``,
-    which pytest's own warning capture replaces."""
+    next run reads it without a warning — also under ``-W error`` (where JAX's warning would end the
+    run) and ``-W ignore`` (where it would never be repaired). A real process: the hook is on
+    ``warnings.showwarning``, which pytest's own warning capture replaces."""
     script = textwrap_dedent("""
         import sys, warnings
         from pathlib import Path
@@ -441,8 +443,8 @@ def test_a_cut_compilation_cache_entry_is_replaced_by_a_whole_one_in_the_run_tha
     """)
     env = {**os.environ, "GAMELAB_CACHE_DIR": str(tmp_path), "JAX_PLATFORMS": "cpu"}
     env.pop("JAX_COMPILATION_CACHE_DIR", None)
-    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, env=env,
-                          timeout=120)
+    proc = subprocess.run([sys.executable, *flags, "-c", script, str(tmp_path)], capture_output=True, text=True,
+                          env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["True", "[]"], proc.stdout  # written again, and whole
     damaged, repaired = proc.stderr.split("repaired\n")
