@@ -84,7 +84,9 @@ def _driver(algo: Algorithm, game: Game, hp, ref_logp, target_logp, metric_tau, 
     def interval(carry, _):
         row = record(carry)
         carry = advance(carry)
-        return lax.fori_loop(1, record_every, lambda _, c: advance(c), carry), row
+        if record_every > 1:  # static: recording every step traces the step once, not twice
+            carry = lax.fori_loop(1, record_every, lambda _, c: advance(c), carry)
+        return carry, row
 
     return record, advance, interval
 
