@@ -83,10 +83,9 @@ def _driver(algo: Algorithm, game: Game, hp, ref_logp, target_logp, metric_tau, 
 
     def interval(carry, _):
         row = record(carry)
-        carry = advance(carry)
-        if record_every > 1:  # static: recording every step traces the step once, not twice
-            carry = lax.fori_loop(1, record_every, lambda _, c: advance(c), carry)
-        return carry, row
+        if record_every == 1:  # static
+            return advance(carry), row
+        return lax.fori_loop(0, record_every, lambda _, c: advance(c), carry), row  # the step traced once
 
     return record, advance, interval
 
@@ -170,10 +169,12 @@ def start(algo: Algorithm, game: Game, hp, init_logp, ref_logp, *, record_averag
 def segment(algo: Algorithm, game: Game, hp, carry, ref_logp, target_logp, metric_tau, *, intervals: int,
             record_every: int, record_policy: bool = False, record_average: bool = True, metrics=None,
             record=None):
-    """Continue a run from ``carry`` for ``intervals`` × ``record_every`` steps, with the same loop
-    body as :func:`simulate`: returns (carry, rows recorded at the start of each interval). A run
-    cut into segments — checkpointed and resumed between them (gamelab.llm) — has exactly the
-    trace of one :func:`simulate` call once :func:`final_row` is appended. ``record``: see
+    """Continue a run from ``carry`` for ``intervals`` × ``record_every`` steps, with the recording
+    and step of :func:`simulate`: returns (carry, rows recorded at the start of each interval). A
+    run cut into segments — checkpointed and resumed between them (gamelab.llm) — has the trace of
+    one :func:`simulate` call once :func:`final_row` is appended (bit for bit in tests/test_llm.py's
+    tabular runs). An interval is a recording and a loop of ``record_every`` steps (static), so the
+    step — a whole parametric update, for a model — is traced once. ``record``: see
     :func:`_driver` (``game`` need then only be what ``algo.step`` reads)."""
     _, _, interval = _driver(algo, game, hp, ref_logp, target_logp, metric_tau, record_every=record_every,
                              record_policy=record_policy, record_average=record_average, metrics=metrics,
