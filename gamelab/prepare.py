@@ -418,7 +418,7 @@ def prepare(algorithm, games, *, steps: int, record_every: int = defaults.RECORD
         init, ref, target = ([s] if _per_run([s]) else s for s in (init, ref, target))
     if isinstance(games, str):
         games = [games]
-    if isinstance(games, (list, tuple)):  # a game's name, as the command line takes it
+    if isinstance(games, (list, tuple)) and not isinstance(games, Game):  # a name, as the command line takes it
         games = [parse_game(g) if isinstance(g, str) else g for g in games]
     if isinstance(games, Game) and games.groups is not None:  # a batched multi-group Game: one per run
         stacked = jax.tree.map(np.asarray, games if games.P.ndim == 3 else jax.tree.map(lambda x: x[None], games))
