@@ -99,3 +99,24 @@ def test_the_command_leaves_its_objects_out_of_the_shutdown_collection(monkeypat
         assert exited.value.code == 3 and gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()  # this test process keeps collecting
+
+
+def test_the_llm_backend_imports_flax_without_ipython_unless_ipython_is_running():
+    """flax.nnx imports IPython (0.3 s) only to ask whether it runs under IPython; gamelab.llm
+    answers "no" without it where IPython has not been imported, and leaves IPython importable."""
+    pytest.importorskip("IPython")
+    script = """
+import sys
+import gamelab.llm.train
+from flax.nnx import reprlib
+before = "IPython" in sys.modules
+import IPython
+print(before, IPython.get_ipython() is None, sys.stdout.isatty() or reprlib.COLOR == reprlib.NO_COLOR)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True", "True"], out.stdout
+    # with IPython imported first, flax asks it as before (gamelab leaves the import alone)
+    first = "import IPython, sys; import gamelab.llm; print('IPython' in sys.modules and sys.modules['IPython'] is not None)"
+    out = subprocess.run([sys.executable, "-c", first], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.split() == ["True"], out.stderr
