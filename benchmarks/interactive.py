@@ -104,13 +104,14 @@ eta = [0.05, 0.1, 0.2, 0.5, 1.0]
 tau = [0.1]
 """
 SWEEP_RUNS = 3 * 4 * 5
-# What `gamelab sweep` / `gamelab llm run` import before their first step (none of it avoidable:
-# JAX, the results table's pandas, the trainer's Flax/Optax and its checkpoints' Orbax), then the
-# exit the gamelab command makes (gc.freeze: without it the shutdown's collection walks those
-# libraries' objects, 0.2-0.45 s that the command does not spend).
+# What `gamelab sweep` imports in all (JAX, its results table's pandas) and `gamelab llm run` before
+# its first step (JAX, the trainer's Flax/Optax, its checkpoints' Orbax; its results table's pandas
+# comes after the run) — none of it avoidable — then the exit the gamelab command makes (gc.freeze:
+# without it the shutdown's collection walks those libraries' objects, 0.2-0.45 s that the command
+# does not spend).
 _EXIT = "; import gc; gc.freeze()"
 SWEEP_IMPORTS = [sys.executable, "-c", "import gamelab.cli, gamelab.sweep, pandas" + _EXIT]
-LLM_IMPORTS = [sys.executable, "-c", "import gamelab.cli, gamelab.llm.train, orbax.checkpoint, pandas" + _EXIT]
+LLM_IMPORTS = [sys.executable, "-c", "import gamelab.cli, gamelab.llm.train, orbax.checkpoint" + _EXIT]
 SWEEP_ALGORITHMS = 3
 LLM_ARGS = ["llm", "run", "mwu", "--game", "cyclic:rule=count", "--steps", "1", "--record-every", "1"]
 SIMULATION = re.compile(r"simulate")  # the simulation program's function name (jit(simulate_batch))
