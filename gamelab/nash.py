@@ -436,8 +436,10 @@ def maxent_nash(game, *, tol: float = 1e-14, max_iter: int = 100) -> MaxEntNash:
                 limits = np.concatenate([-x[dx < 0] / dx[dx < 0], s[PS[R] @ dx > 0] / (PS[R] @ dx)[PS[R] @ dx > 0]])
             alpha = min(1.0, 0.99 * limits.min(initial=np.inf))
 
-            def phi(z):
-                return np.sum(z * np.log(z)) - (mu * np.sum(np.log(slack(z))) if mu else 0.0)
+            def phi(z):  # +inf outside the interior (a trial point rounded onto its boundary)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    f = np.sum(z * np.log(z)) - (mu * np.sum(np.log(slack(z))) if mu else 0.0)
+                return f if np.isfinite(f) else np.inf
 
             f0 = phi(x)
             while alpha > 1e-12 and not phi(x + alpha * dx) <= f0 + 1e-4 * alpha * (g @ d) + 1e-15 * abs(f0):
