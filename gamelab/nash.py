@@ -422,6 +422,11 @@ def maxent_nash(game, *, tol: float = 1e-14, max_iter: int = 100) -> MaxEntNash:
 
     def newton(x, N, mu):
         """Minimize Σ x log x − μ Σ_R log slack on x + span(N) from ``x``; returns (x, steps)."""
+        def phi(z):  # +inf outside the interior (a trial point rounded onto its boundary)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                f = np.sum(z * np.log(z)) - (mu * np.sum(np.log(slack(z))) if mu else 0.0)
+            return f if np.isfinite(f) else np.inf
+
         k = 0
         for k in range(1, max_iter + 1):
             s = slack(x)
@@ -435,12 +440,6 @@ def maxent_nash(game, *, tol: float = 1e-14, max_iter: int = 100) -> MaxEntNash:
             with np.errstate(divide="ignore"):
                 limits = np.concatenate([-x[dx < 0] / dx[dx < 0], s[PS[R] @ dx > 0] / (PS[R] @ dx)[PS[R] @ dx > 0]])
             alpha = min(1.0, 0.99 * limits.min(initial=np.inf))
-
-            def phi(z):  # +inf outside the interior (a trial point rounded onto its boundary)
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    f = np.sum(z * np.log(z)) - (mu * np.sum(np.log(slack(z))) if mu else 0.0)
-                return f if np.isfinite(f) else np.inf
-
             f0 = phi(x)
             while alpha > 1e-12 and not phi(x + alpha * dx) <= f0 + 1e-4 * alpha * (g @ d) + 1e-15 * abs(f0):
                 alpha *= 0.5
