@@ -95,6 +95,29 @@ def test_gap_only_recording_compiles_to_the_update_plus_a_maximum():
     assert len(re.findall(r" exponential\(", lean)) < len(re.findall(r" exponential\(", full))
 
 
+@pytest.mark.parametrize("record_every", [1, 3])
+def test_a_segment_traces_the_step_once(record_every):
+    """A segment (the checkpointed loop of gamelab.llm) records a row then loops over record_every
+    steps: the step — for a model, a whole parametric update — is traced once, not twice."""
+    from gamelab.run import segment, start
+
+    algo = REGISTRY["mwu"]
+    traced = []
+
+    def step(game, hp, state):
+        traced.append(1)
+        return algo.step(game, hp, state)
+
+    counting = algo._replace(step=step)
+    P, lp = jnp.asarray(COMAL3), jnp.full(3, -np.log(3))
+    hp = algo.hparams(eta=jnp.asarray(0.1))
+    carry = start(counting, Game(P), hp, lp, lp)
+    carry, rows = segment(counting, Game(P), hp, carry, lp, None, None, intervals=2, record_every=record_every)
+    assert len(traced) == 1
+    once = simulate(algo, Game(P), hp, lp, lp, None, None, 2 * record_every, record_every, rows=4)[2]
+    np.testing.assert_allclose(np.asarray(rows["duality_gap"]), np.asarray(once["duality_gap"])[:2], rtol=0, atol=1e-15)
+
+
 # ------------------------------------------------------------------ vectorized host validation
 def test_a_stack_of_games_is_validated_at_once_with_the_same_messages():
     good = np.stack(_games(5))
