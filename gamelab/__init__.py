@@ -47,7 +47,8 @@ def compilation_cache_dir() -> Path | None:
 
 
 # JAX's warning when a cache entry cannot be read; it names the program (or the entry's key)
-DAMAGED_ENTRY = re.compile(r"Error reading persistent compilation cache entry for '([^']+)'")
+DAMAGED_PREFIX = "Error reading persistent compilation cache entry for "
+DAMAGED_ENTRY = re.compile(re.escape(DAMAGED_PREFIX) + r"'([^']+)'")
 
 
 def repair_cache(folder: Path, name: str) -> list[Path]:
@@ -98,7 +99,7 @@ def _repair_on_warning(folder: Path) -> None:
     That warning is always shown, ahead of the filters set so far (``-W error`` would make it end
     the run with a traceback; ``-W ignore`` would keep the entry damaged, every later run
     compiling again in silence)."""
-    warnings.filterwarnings("default", message=DAMAGED_ENTRY.pattern.split("'")[0], category=UserWarning)
+    warnings.filterwarnings("default", message=re.escape(DAMAGED_PREFIX), category=UserWarning)
     shown = warnings.showwarning
 
     def showwarning(message, category, filename, lineno, file=None, line=None):

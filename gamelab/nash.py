@@ -405,9 +405,9 @@ def maxent_nash(game, *, tol: float = 1e-14, max_iter: int = 100) -> MaxEntNash:
         """(x₀, N): ``x`` moved (least norm) onto {1ᵀx = 1, P_rows x = ½}; N its directions."""
         M = np.vstack([PS[rows], np.ones((1, S.size))])
         b = np.concatenate([np.full(len(rows), 0.5), [1.0]])
-        x = x + np.linalg.lstsq(M, b - M @ x, rcond=None)[0]
-        _, sv, Vt = np.linalg.svd(M)
+        U, sv, Vt = np.linalg.svd(M)  # one factorization: the move and the directions share a rank
         rank = int(np.sum(sv > 1e-10 * sv[0]))
+        x = x + Vt[:rank].T @ ((U[:, :rank].T @ (b - M @ x)) / sv[:rank])
         return x, Vt[rank:].T
 
     while True:  # a row the LPs' tolerance left barely slack at the centre is an equality too

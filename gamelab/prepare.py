@@ -363,8 +363,10 @@ def check_steps(steps: int, record_every: int) -> None:
 
 
 def cast_hparams(hp, dtype):
-    """The floating hyper-parameters in ``dtype`` (see :func:`_cast`); the others keep their type."""
-    return type(hp)(*(_cast(v, dtype) if np.issubdtype(np.result_type(v), np.floating) else jnp.asarray(v) for v in hp))
+    """The floating hyper-parameters in ``dtype``, the others in their own type (see :func:`_cast`:
+    host values stay on the host, integers too, for the one transfer of :func:`device_args`)."""
+    return type(hp)(*(_cast(v, dtype if np.issubdtype(np.result_type(v), np.floating) else np.result_type(v))
+                      for v in hp))
 
 
 def is_random(spec) -> bool:

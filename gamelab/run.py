@@ -83,9 +83,10 @@ def _driver(algo: Algorithm, game: Game, hp, ref_logp, target_logp, metric_tau, 
 
     def interval(carry, _):
         row = record(carry)
-        if record_every == 1:  # static
+        # record_every is static; the step is traced once either way
+        if record_every == 1:  # the step in the recording's loop body, as in _row_loop: XLA shares their Pπ_t
             return advance(carry), row
-        return lax.fori_loop(0, record_every, lambda _, c: advance(c), carry), row  # the step traced once
+        return lax.fori_loop(0, record_every, lambda _, c: advance(c), carry), row
 
     return record, advance, interval
 
@@ -364,8 +365,8 @@ def run_batch(algorithm, games, *, steps: int, record_every: int = defaults.RECO
     """Run one algorithm over a batch of B runs as one vmapped computation.
 
     ``games``: a list of games / matrices / game names (as :func:`run` takes them), a (B, n, n)
-    array or a batched :class:`Game`; one game is broadcast. The stack is validated on the host as one vectorized check (an invalid game
-    raises naming its index: ``game 3: …``). ``hparams``: name -> scalar or length-B sequence.
+    array or a batched :class:`Game`; one game is broadcast. The stack is validated on the host as
+    one vectorized check (an invalid game raises naming its index: ``game 3: …``). ``hparams``: name -> scalar or length-B sequence.
     ``seeds``: int or length-B sequence (used by 'random' init/ref). ``init``/``ref``/``target``:
     as in :func:`run`, or a (B, n) array. ``metrics``, ``record_average``: as in :func:`run`.
     Values of hyper-parameters, ``steps`` and ``record_every`` are traced: changing them never

@@ -282,7 +282,11 @@ def test_maxent_nash_stays_in_the_nash_set_where_the_dual_solver_left_it(seed):
     P = base[np.ix_(idx, idx)]
     sol = maxent_nash(P)
     assert sol.exploitability <= 1e-15 and sol.kkt_residual <= 1e-10
-    assert np.all(sol.multipliers >= 0) and abs(sol.policy.sum() - 1) < 1e-15
+    assert abs(sol.policy.sum() - 1) < 1e-15
+    # the multipliers are the certificate's: π ∝ exp(−Pᵀλ) on the support
+    S = sol.support
+    z = -(P[:, S].T @ sol.multipliers)
+    np.testing.assert_allclose(sol.policy[S], np.exp(z - z.max()) / np.exp(z - z.max()).sum(), rtol=1e-8)
     b = nash_bounds(P)
     assert np.all(sol.policy >= b.low - 1e-9) and np.all(sol.policy <= b.high + 1e-9)
 
