@@ -30,8 +30,10 @@ and ``seed`` (the run's PRNG seed; :func:`gamelab.run.run` fills it from its ``s
 """
 from __future__ import annotations
 
+import hashlib
 from collections import namedtuple
 from functools import lru_cache
+from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 import jax
@@ -159,6 +161,24 @@ def recorded_loss(state) -> dict:
     return {"loss": state.loss}
 
 
+# The hyper-parameter classes make_parametric builds, one per (name, fields, defaults) and found by
+# name (hparams_classes.<name>_<digest>): pickle stores the class of a pytree by reference, so a
+# compiled program over them can be kept on disk (gamelab.executables), and equal classes let
+# JAX's caches see equal programs.
+hparams_classes = SimpleNamespace()
+
+
+def hparams_class(name: str, fields: tuple, defaults: tuple) -> type:
+    """The NamedTuple class ``name`` of ``fields`` with ``defaults``, made once per process."""
+    key = f"{name}_{hashlib.sha256(repr((fields, defaults)).encode()).hexdigest()[:12]}"
+    cls = getattr(hparams_classes, key, None)
+    if cls is None:
+        cls = namedtuple(name, fields, defaults=defaults, module=__name__)
+        cls.__qualname__ = f"hparams_classes.{key}"
+        setattr(hparams_classes, key, cls)
+    return cls
+
+
 @lru_cache(maxsize=None)  # one Algorithm per configuration, so jit caches hit across calls
 def make_parametric(algo: Algorithm, policy: Policy, feedback: str = "sampled", batch: int = defaults.BATCH,
                     optimizer: str = defaults.OPTIMIZER, pairs=None) -> Algorithm:
@@ -185,7 +205,7 @@ def make_parametric(algo: Algorithm, policy: Policy, feedback: str = "sampled", 
     fields = algo.hparams._fields + EXTRA_FIELDS
     own = {**algo.hparams._field_defaults, **(dict(form.defaults) if feedback == "sampled" else {})}
     defaults = tuple(own[f] for f in algo.hparams._fields) + (DEFAULT_LR[optimizer], 1, 0.0, 0)
-    HP = namedtuple(f"{algo.hparams.__name__}Parametric", fields, defaults=defaults)
+    HP = hparams_class(f"{algo.hparams.__name__}Parametric", fields, defaults)
 
     pairs = EnumeratedPairs(feedback, batch) if pairs is None else pairs
 
