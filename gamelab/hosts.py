@@ -19,6 +19,7 @@ import re
 import sys
 import warnings
 
+from gamelab.executables import LOAD_EVENT, forget
 from gamelab.lazy import jax
 
 _FORCED = re.compile(r"--xla_force_host_platform_device_count=(\d+)")
@@ -117,8 +118,9 @@ def shard_runs(tree, mesh: Mesh | None):
 CHECK_EVERY = 256  # programs loaded between two readings of the mapping count
 RELEASE_AT = 0.5  # share of the limit above which JAX's compiled programs are dropped
 _LOADED = [-1]  # programs loaded since the count was last read (-1: not counting yet)
-# a program read from the persistent cache, and one compiled (jax.monitoring's event names)
-_LOAD_EVENTS = frozenset({"/jax/compilation_cache/cache_hits", "/jax/core/compile/backend_compile_duration"})
+# a program read from the persistent cache, one compiled, one read from gamelab's store (jax.monitoring's event names)
+_LOAD_EVENTS = frozenset({"/jax/compilation_cache/cache_hits", "/jax/core/compile/backend_compile_duration",
+                          LOAD_EVENT})
 
 
 def mappings() -> tuple[int, int] | None:
@@ -136,7 +138,7 @@ def _loaded(event: str, *args, **kwargs) -> None:
 
 
 def release_programs() -> bool:
-    """Drop JAX's compiled programs (``jax.clear_caches``) when this process holds more than
+    """Drop JAX's compiled programs (``jax.clear_caches``, and :func:`gamelab.executables.forget`) when this process holds more than
     :data:`RELEASE_AT` of its memory-mapping limit, read once per :data:`CHECK_EVERY` programs
     loaded; True when dropped. A dropped program is traced again when
     next called and read back from the persistent compilation cache. Called before each run of
@@ -154,4 +156,5 @@ def release_programs() -> bool:
     if counts is None or counts[0] <= RELEASE_AT * counts[1]:
         return False
     jax.clear_caches()
+    forget()  # and the executables read from gamelab's store
     return True
