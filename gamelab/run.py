@@ -21,6 +21,7 @@ from jax import lax
 
 from gamelab import defaults
 from gamelab.algorithms import Algorithm
+from gamelab.executables import Program
 from gamelab.games.core import Game
 from gamelab.hosts import release_programs
 from gamelab.metrics import group_metrics, policy_metrics
@@ -233,12 +234,14 @@ def simulate_rows_batch(algo, game, hp, ref_logp, target_logp, metric_tau, carry
 
 
 STATIC = ("algo", "rows", "record_policy", "record_average", "metrics")
-simulate_jit = jax.jit(simulate, static_argnames=STATIC)
-simulate_batch_jit = jax.jit(simulate_batch, static_argnames=STATIC)
-_PIECES = {False: (jax.jit(start, static_argnames=("algo", "record_average")),
-                   jax.jit(simulate_rows, static_argnames=STATIC)),
-           True: (jax.jit(start_batch, static_argnames=("algo", "record_average")),
-                  jax.jit(simulate_rows_batch, static_argnames=STATIC))}
+# jitted, and their executables kept across processes (gamelab.executables): a warm process finds
+# the driver without tracing it
+simulate_jit = Program(simulate, static_argnames=STATIC)
+simulate_batch_jit = Program(simulate_batch, static_argnames=STATIC)
+_PIECES = {False: (Program(start, static_argnames=("algo", "record_average")),
+                   Program(simulate_rows, static_argnames=STATIC)),
+           True: (Program(start_batch, static_argnames=("algo", "record_average")),
+                  Program(simulate_rows_batch, static_argnames=STATIC))}
 PROGRESS_CALLS = 50  # a run shown with progress is cut into about this many calls of the driver
 
 
@@ -295,12 +298,26 @@ def _in_pieces(prep: Prepared):
     return state, avg, {key: np.concatenate([p[key] for p in parts], axis=axis) for key in parts[0]}
 
 
-def lower(prep: Prepared):
-    """The jitted driver lowered for ``prep``'s shapes and static choices (``.compile()`` makes
-    the XLA program that :func:`execute` takes as ``compiled``): independent programs can then
-    compile at once, on several cores."""
+def _driver_call(prep: Prepared) -> tuple:
+    """(the driver's Program, its positional and keyword arguments for ``prep``)."""
     fn = simulate_batch_jit if prep.batched else simulate_jit
-    return fn.lower(prep.algo, *prep.args, np.int32(prep.steps), np.int32(prep.record_every), **_static(prep))
+    return fn, (prep.algo, *prep.args, np.int32(prep.steps), np.int32(prep.record_every)), _static(prep)
+
+
+def lower(prep: Prepared):
+    """The jitted driver lowered for ``prep``'s shapes and static choices: the program a
+    :func:`program` call compiles."""
+    fn, args, kwargs = _driver_call(prep)
+    return fn.lower(*args, **kwargs)
+
+
+def program(prep: Prepared, *, compile: bool = True):
+    """The driver's executable for ``prep``, which :func:`execute` takes as ``compiled``: held
+    by this process, read from the store of compiled programs (:mod:`gamelab.executables`), or
+    (``compile``) compiled now and kept there; None if not held and not ``compile``. Independent
+    programs can compile at once, on several cores."""
+    fn, args, kwargs = _driver_call(prep)
+    return fn.compile(*args, **kwargs) if compile else fn.executable(*args, **kwargs)
 
 
 def program_key(prep: Prepared) -> tuple:

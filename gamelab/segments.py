@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gamelab import defaults
+from gamelab.executables import Program
 from gamelab.prepare import check_steps
 from gamelab.results import CHECKPOINTS, LOCK, RUN_CONFIG
 from gamelab.run import final_row, segment, start
@@ -74,12 +75,13 @@ def _end(algo, recorder, game, aux, hp, carry, ref_logp, tau):
 
 
 # Jitted once per (algorithm, recorder, layout, segment length): a second run of the same
-# configuration in one process compiles nothing. The carry is donated: a segment's parameters and
+# configuration in one process compiles nothing, and a later process reads them from the store
+# of compiled programs (gamelab.executables) without tracing them. The carry is donated: a segment's parameters and
 # optimizer state replace the previous ones in place instead of holding both on the device.
-_start = jax.jit(_begin, static_argnums=(0, 1))
-segment_jit = jax.jit(advance_segment, static_argnums=(0, 1, 2), static_argnames=("intervals", "record_every"),
-                   donate_argnames=("carry",))
-_final = jax.jit(_end, static_argnums=(0, 1))
+_start = Program(_begin, static_argnums=(0, 1))
+segment_jit = Program(advance_segment, static_argnums=(0, 1, 2), static_argnames=("intervals", "record_every"),
+                      donate_argnames=("carry",))
+_final = Program(_end, static_argnums=(0, 1))
 
 
 def multiprocess(mesh) -> bool:

@@ -73,7 +73,7 @@ from gamelab.prepare import prepare as prepare_runs
 from gamelab.run import execute as execute_runs
 from gamelab.results import (LOCK, adopt_legacy_names, check_kind, finished_chunks, read_manifest, trace_to_frame, write_chunk,
                              write_manifest, writer_lock)
-from gamelab.run import lower, program_key
+from gamelab.run import program, program_key
 
 SPEC_KEYS = {"algorithms", "games", "steps", "seeds", "grid", "record_every", "chunk_size", "init", "ref",
              "record_policy", "dtype", "target", "metric_tau", "antisymmetrize", "algorithm", "metrics", "feedback",
@@ -473,7 +473,7 @@ def _prepare_pieces(spec: SweepSpec, chunk: Chunk, group: list, mesh, slots: int
 
 def compile_programs(spec: SweepSpec, chunks: list[Chunk], devices) -> dict:
     """The drivers that ``chunks`` need, compiled at once on every core (XLA compiles one program
-    on one core): {program key: compiled program}. One per group of chunks (algorithm, size,
+    on one core), or read from the store of compiled programs: {program key: executable}. One per group of chunks (algorithm, size,
     width, steps); a piece whose key is not among them (another metric set) is jitted instead."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -484,11 +484,13 @@ def compile_programs(spec: SweepSpec, chunks: list[Chunk], devices) -> dict:
     for chunk in firsts.values():
         prep, _ = _prepare_pieces(spec, chunk, _piece_groups(chunk, len(devices))[0], mesh, len(devices))
         preps.setdefault(program_key(prep), prep)
-    if len(preps) < 2:  # nothing to overlap: the first piece compiles it
-        return {}
-    with ThreadPoolExecutor(max_workers=min(len(preps), os.cpu_count() or 1)) as pool:
-        compiled = pool.map(lambda p: lower(p).compile(), preps.values())
-        return dict(zip(preps, compiled))
+    programs = {key: program(prep, compile=False) for key, prep in preps.items()}  # held, or in the store
+    missing = [key for key, found in programs.items() if found is None]
+    if len(missing) < 2:  # nothing to overlap: the first piece compiles it
+        return {key: found for key, found in programs.items() if found is not None}
+    with ThreadPoolExecutor(max_workers=min(len(missing), os.cpu_count() or 1)) as pool:
+        programs.update(zip(missing, pool.map(lambda key: program(preps[key]), missing)))
+    return programs
 
 
 def _git_revision() -> str | None:

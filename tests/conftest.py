@@ -35,7 +35,7 @@ def _prune_compilation_cache(folder: Path, limit: int = CACHE_MAX_BYTES) -> None
     """Beyond ``limit`` bytes, remove the oldest entries until half of it is left (programs of
     code that has since changed; one still in use is compiled again once)."""
     entries = []
-    for path in folder.glob("*"):
+    for path in folder.rglob("*"):  # the compilation cache and gamelab's store of executables (a subfolder)
         try:
             if path.is_file():
                 stat = path.stat()

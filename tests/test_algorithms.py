@@ -66,19 +66,19 @@ def test_hyperparameter_values_do_not_recompile(name):
     r = run_batch(name, [COMAL3], steps=4, hparams={field: values, **fixed})
     assert r.logp.shape == (2, 3)
     assert np.all(np.isfinite(np.asarray(r.trace["duality_gap"])))
-    compiled = simulate_batch_jit._cache_size()
+    compiled = simulate_batch_jit.cache_size()
     other = [v * 0.5 if field != "fixed_ref" else v for v in values]
     run_batch(name, [COMAL3], steps=4, hparams={field: other, **fixed})
-    assert simulate_batch_jit._cache_size() == compiled
+    assert simulate_batch_jit.cache_size() == compiled
 
 
 def test_one_compile_per_shape():
     from gamelab.run import simulate_batch_jit
 
-    before = simulate_batch_jit._cache_size()
+    before = simulate_batch_jit.cache_size()
     for eta in (0.1, 0.2, 0.3):
         run_batch("inpo", [COMAL3, COMAL3], steps=5, hparams={"eta": [eta, eta / 2], "tau": 0.1})
-    assert simulate_batch_jit._cache_size() - before <= 1
+    assert simulate_batch_jit.cache_size() - before <= 1
 
 
 # ----------------------------------------------------------------- closed forms (one step, 3x3)

@@ -53,10 +53,10 @@ def test_padding_compiles_one_program_for_several_sizes():
     from gamelab.run import simulate_batch_jit
 
     run_batch("mwu", GAMES[:2], steps=10, pad_to=SIZE)
-    before = simulate_batch_jit._cache_size()
+    before = simulate_batch_jit.cache_size()
     run_batch("mwu", GAMES[2:], steps=10, pad_to=SIZE)
     run_batch("mwu", [GAMES[3], GAMES[0]], steps=10, pad_to=SIZE)
-    assert simulate_batch_jit._cache_size() == before
+    assert simulate_batch_jit.cache_size() == before
 
 
 def test_padding_is_refused_where_it_cannot_apply():

@@ -53,10 +53,10 @@ def test_metric_names_are_checked_and_canonical():
 
 def test_the_same_subset_in_another_order_does_not_recompile():
     run_batch("omwu", [COMAL3], steps=3, metrics=("duality_gap", "exploitability"), target=None)
-    before = simulate_batch_jit._cache_size()
+    before = simulate_batch_jit.cache_size()
     run_batch("omwu", [COMAL3], steps=3, metrics=["exploitability", "duality_gap"], target=None,
               hparams={"eta": 0.3})
-    assert simulate_batch_jit._cache_size() == before
+    assert simulate_batch_jit.cache_size() == before
 
 
 def test_no_metrics_at_all_still_runs():

@@ -159,10 +159,10 @@ def test_no_recompilation_across_hyperparameter_values_or_chunk_sizes(tmp_path):
 
     base = dict(algorithms=["inpo"], games=["random:n=4,seed=0..7"], steps=30, seeds=[0, 1], record_every=10)
     execute(make_spec(**base, grid={"eta": [0.1, 0.2], "tau": [0.1]}, chunk_size=8), tmp_path / "a", progress=False)
-    compiled = simulate_batch_jit._cache_size()
+    compiled = simulate_batch_jit.cache_size()
     for i, (etas, taus, size) in enumerate([([0.3, 0.4], [0.05], 3), ([0.5, 0.6], [0.2], 32), ([0.7, 0.8], [0.3], 5)]):
         execute(make_spec(**base, grid={"eta": etas, "tau": taus}, chunk_size=size), tmp_path / str(i), progress=False)
-    assert simulate_batch_jit._cache_size() == compiled  # new values and chunk sizes: no new compile
+    assert simulate_batch_jit.cache_size() == compiled  # new values and chunk sizes: no new compile
 
 
 def test_a_sweep_over_several_sizes_equals_one_sweep_per_size(tmp_path):

@@ -16,6 +16,7 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
+from gamelab.executables import Program
 from gamelab.games.core import Game, InvalidGameError, make_game
 import gamelab.games.groups as groups  # the submodule itself, not through the package (no import circle)
 from gamelab.lazy import jax, jnp
@@ -127,16 +128,20 @@ def random_game(key, n: int) -> Game:
     ``P[j, i] = 1 - P[i, j]``, diagonal 1/2. A pure function of the PRNG ``key``.
     """
     n = _check_n(n)
-    return make_game(np.asarray(_random_matrix_program()(key, n)))
+    return make_game(np.asarray(_RANDOM_MATRIX(key, n)))
 
 
-@lru_cache(maxsize=None)
-def _random_matrix_program():
-    """:func:`random_matrix` as one compiled program: one persistent-cache read instead of a
-    compilation per eager operation (0.3 s of a one-off run). Its operations are exact selects and
-    one subtraction, so the matrix is bit-identical to the eager one (the disc game's sin/cos are
-    not, under fusion: it stays eager)."""
-    return jax.jit(random_matrix, static_argnums=1)
+def _seeded_random_matrix(seed, n: int) -> jax.Array:
+    return random_matrix(jax.random.key(seed), n)
+
+
+# :func:`random_matrix` as one compiled program (from a key, or from the seed: the key made in the
+# program too), kept across processes (gamelab.executables): a warm process reads it without
+# tracing, where eager operations would compile one program each (0.3 s of a one-off run). Its
+# operations are exact selects and one subtraction, so the matrix is bit-identical to the eager one
+# (the disc game's sin/cos are not, under fusion: it stays eager).
+_RANDOM_MATRIX = Program(random_matrix, static_argnums=1)
+_SEEDED_RANDOM_MATRIX = Program(_seeded_random_matrix, static_argnums=1)
 
 
 def disc_matrix(key, n: int) -> jax.Array:
@@ -179,17 +184,22 @@ class GameEntry(NamedTuple):
     description: str
 
 
-def _key(seed: int) -> jax.Array:
-    """``jax.random.key(seed)`` for a seed in [0, 2**63)."""
+def _key_checked(seed: int) -> None:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise InvalidGameError(f"seed must be an integer, got {seed!r}")
     if not 0 <= seed < 2**63:
         raise InvalidGameError(f"seed must lie in [0, 2**63), got {seed}")
+
+
+def _key(seed: int) -> jax.Array:
+    """``jax.random.key(seed)`` for a seed in [0, 2**63)."""
+    _key_checked(seed)
     return jax.random.key(int(seed))
 
 
 def _random_from_seed(n: int, seed: int) -> Game:
-    return random_game(_key(seed), n)
+    _key_checked(seed)
+    return make_game(np.asarray(_SEEDED_RANDOM_MATRIX(np.int64(seed), _check_n(n))))
 
 
 def _disc_from_seed(n: int, seed: int) -> Game:

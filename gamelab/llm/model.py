@@ -23,6 +23,7 @@ import numpy as np
 from flax import nnx
 
 from gamelab import defaults
+from gamelab.executables import Program
 from gamelab.policies import Policy
 
 
@@ -95,8 +96,8 @@ def sequence_index(tokens, vocab: int):
 
 
 def _initial(vocab, length, prompts, d_model, heads, layers, dtype, seed):
-    """(graph, initial parameters) of a Transformer: the parameters drawn by one jitted program
-    (read from the persistent compilation cache when warm) instead of one eager operation per
+    """(graph, initial parameters) of a Transformer: the parameters drawn by one compiled program
+    (read from the store of compiled programs when warm) instead of one eager operation per
     weight, which costs a start-up of its own each."""
     def build():
         return Transformer(vocab, length, prompts, d_model, heads, layers, dtype=dtype, rngs=nnx.Rngs(seed))
@@ -105,10 +106,13 @@ def _initial(vocab, length, prompts, d_model, heads, layers, dtype, seed):
     return graph, _draw_parameters(vocab, length, prompts, d_model, heads, layers, dtype, seed)
 
 
-@partial(jax.jit, static_argnums=tuple(range(8)))
-def _draw_parameters(vocab, length, prompts, d_model, heads, layers, dtype, seed):
+def _parameters(vocab, length, prompts, d_model, heads, layers, dtype, seed):
     model = Transformer(vocab, length, prompts, d_model, heads, layers, dtype=dtype, rngs=nnx.Rngs(seed))
     return nnx.split(model, nnx.Param)[1]
+
+
+# kept across processes (gamelab.executables): a warm start reads it without tracing the model
+_draw_parameters = Program(_parameters, static_argnums=tuple(range(8)))
 
 
 class MeshSharded:
