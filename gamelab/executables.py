@@ -21,7 +21,15 @@ refers to itself, a gamelab function replaced at run time by something that is n
 makes the call an ordinary ``jax.jit`` call: the key can miss, never name the wrong program.
 A stored executable also checks its arguments' types when called. ``GAMELAB_CACHE_DIR=off``
 turns the store off with the compilation cache; ``GAMELAB_EXECUTABLES=off`` turns off the store
-alone. Several processes (``jax.distributed``) always trace: their programs are global.
+alone. Several processes (``jax.distributed``) and ``jax.disable_jit`` go through ``jax.jit``.
+
+Only a real compilation is kept. JAX (0.10.2) serializes an executable that it read from its own
+persistent cache without its code, and a later process that runs it fails ("NOT_FOUND: Function
+<fusion> not found"). So a compile that JAX's cache answered is used but not kept. The store fills
+where JAX's cache does not already hold the program: always on a fresh cache, but not after an
+edit to gamelab that leaves a program's lowered module as it was (those runs trace as before).
+Entries are written whole or not at all; one that cannot be read is deleted and compiled again.
+The folder is unbounded, like the compilation cache: delete it to reclaim the space.
 """
 from __future__ import annotations
 
