@@ -86,14 +86,16 @@ def is_metric(column: str) -> bool:
             or PER_PROMPT.match(column) is not None)
 
 
-def trace_to_frame(trace: dict, steps, runs: list[dict], chunk: str):
+def trace_to_table(trace: dict, steps, runs: list[dict], chunk: str, sizes=None):
     """Tidy rows from a batched trace (arrays of shape (B, R[, n])) and one dict per run with its
-    identifying columns (run, algorithm, game, n, seed, hyper-parameters)."""
-    import pandas as pd
+    identifying columns (run, algorithm, game, n, seed, hyper-parameters), as an Arrow table (what
+    a chunk's Parquet file holds: written without importing pandas). ``sizes``: each run's number
+    of responses, where its recorded policies are padded beyond it."""
+    import pyarrow as pa
 
     steps = np.asarray(steps)
     B, R = len(runs), len(steps)
-    frames = []
+    tables = []
     for kind, prefix in ITERATES:
         cols = {"run": np.repeat([r["run"] for r in runs], R)}
         for key in runs[0]:
@@ -108,10 +110,57 @@ def trace_to_frame(trace: dict, steps, runs: list[dict], chunk: str):
         pol = trace.get(prefix + "policy")
         if pol is not None:
             pol = np.asarray(pol, dtype=np.float64)[:B]
-            cols["policy"] = list(pol.reshape(B * R, pol.shape[-1]))
+            rows = list(pol.reshape(B * R, pol.shape[-1]))
+            cols["policy"] = rows if sizes is None else [p[:n] for p, n in zip(rows, np.repeat(sizes, R))]
         cols["chunk"] = np.full(B * R, chunk)
-        frames.append(pd.DataFrame(cols))
-    return pd.concat(frames, ignore_index=True)
+        tables.append(pa.Table.from_arrays([_arrow(v) for v in cols.values()], names=list(cols)))
+    return pa.concat_tables(tables, promote_options="default")
+
+
+def _arrow(values):
+    """A column as pandas would hand it to Arrow (NaN and None as nulls, strings as large strings,
+    policies as lists of doubles), built from its buffers: ``pyarrow.array`` imports pandas
+    (0.23 s of a warm sweep's 1.1 s) to ask whether its argument is a pandas object."""
+    import pyarrow as pa
+
+    if isinstance(values, list):  # policies, one float array per row
+        sizes = np.fromiter((len(v) for v in values), np.int64, len(values))
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
+        child = _arrow(np.concatenate(values).astype(np.float64) if values else np.zeros(0))
+        return pa.Array.from_buffers(pa.list_(pa.float64()), len(values), [None, pa.py_buffer(offsets)],
+                                     children=[child])
+    values = np.asarray(values)
+    if values.dtype == object:  # a column some runs do not have (None): numbers or strings
+        given = np.array([v is not None and v == v for v in values], bool)  # v == v: not NaN
+        kinds = {type(v) for v, ok in zip(values, given) if ok}
+        if kinds <= {str}:
+            values, missing = np.where(given, values, "").astype(str), ~given
+        elif kinds <= {int, np.int64}:
+            values, missing = np.where(given, values, 0).astype(np.int64), ~given
+        elif kinds <= {int, float, np.int64, np.float64}:
+            values, missing = np.where(given, values, np.nan).astype(np.float64), ~given
+        else:
+            return pa.array(values, from_pandas=True)
+    elif values.dtype.kind == "f":
+        missing = np.isnan(values)
+    else:
+        missing = np.zeros(len(values), bool)
+    validity = pa.py_buffer(np.packbits(~missing, bitorder="little")) if missing.any() else None
+    if values.dtype.kind == "U":
+        encoded = [v.encode() for v in values.tolist()]
+        offsets = np.concatenate([[0], np.cumsum([len(e) for e in encoded])]).astype(np.int64)
+        return pa.Array.from_buffers(pa.large_string(), len(encoded),
+                                     [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
+    if values.dtype.kind == "b":
+        return pa.Array.from_buffers(pa.bool_(), len(values),
+                                     [validity, pa.py_buffer(np.packbits(values, bitorder="little"))])
+    values = np.ascontiguousarray(values, dtype=np.float64 if values.dtype.kind == "f" else np.int64)
+    return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values), [validity, pa.py_buffer(values)])
+
+
+def trace_to_frame(trace: dict, steps, runs: list[dict], chunk: str):
+    """:func:`trace_to_table` as a pandas DataFrame."""
+    return trace_to_table(trace, steps, runs, chunk).to_pandas()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -131,12 +180,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def write_chunk(out: Path, chunk: str, frame) -> Path:
-    """Write one finished chunk atomically; returns its path."""
+def write_chunk(out: Path, chunk: str, table) -> Path:
+    """Write one finished chunk (an Arrow table or a pandas DataFrame) atomically; returns its path."""
     import io
 
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not isinstance(table, pa.Table):
+        table = pa.Table.from_pandas(table, preserve_index=False)
     buf = io.BytesIO()
-    frame.to_parquet(buf, index=False, write_page_checksum=True)
+    pq.write_table(table, buf, write_page_checksum=True)
     path = Path(out) / CHUNKS / f"{chunk}.parquet"
     atomic_write_bytes(path, buf.getvalue())
     return path

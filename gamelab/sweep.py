@@ -71,7 +71,7 @@ from gamelab.games.named import spec_size
 from gamelab.prepare import MAX_STEPS, learning_options, metric_names, resolve_algorithm
 from gamelab.prepare import prepare as prepare_runs
 from gamelab.run import execute as execute_runs
-from gamelab.results import (LOCK, adopt_legacy_names, check_kind, finished_chunks, read_manifest, trace_to_frame, write_chunk,
+from gamelab.results import (LOCK, adopt_legacy_names, check_kind, finished_chunks, read_manifest, trace_to_table, write_chunk,
                              write_manifest, writer_lock)
 from gamelab.run import program, program_key
 
@@ -422,22 +422,27 @@ def size_group(spec: SweepSpec, game: str, n: int) -> tuple:
 # ------------------------------------------------------------------------------------ running
 def run_chunk(spec: SweepSpec, chunk: Chunk, devices=None, programs: dict | None = None):
     """One chunk, in vmapped pieces of the group's width, ``len(devices)`` pieces at a time sharded
-    over those devices; returns its tidy DataFrame. ``programs``: compiled drivers by
-    :func:`gamelab.run.program_key` (:func:`compile_programs`); others are jitted on the way."""
-    import pandas as pd
+    over those devices; returns its tidy DataFrame (:func:`chunk_table`'s rows)."""
+    return chunk_table(spec, chunk, devices, programs).to_pandas()
+
+
+def chunk_table(spec: SweepSpec, chunk: Chunk, devices=None, programs: dict | None = None):
+    """:func:`run_chunk`'s rows as an Arrow table, the chunk's file as written. ``programs``:
+    compiled drivers by :func:`gamelab.run.program_key` (:func:`compile_programs`); others are
+    jitted on the way."""
+    import pyarrow as pa
 
     devices = list(devices or jax.local_devices()[:1])
     mesh = Mesh(np.array(devices), ("runs",)) if len(devices) > 1 else None
-    frames = []
+    tables = []
     for group in _piece_groups(chunk, len(devices)):
         prep, keep = _prepare_pieces(spec, chunk, group, mesh, len(devices))
         result = execute_runs(prep, compiled=(programs or {}).get(program_key(prep)))
         trace = {k: np.asarray(v)[keep] for k, v in result.trace.items()}
-        frame = trace_to_frame(trace, result.steps, [r for p in group for r in p], chunk.name)
-        if chunk.padded and "policy" in frame:  # each run's own responses, not the padding
-            frame["policy"] = [p[:n] for p, n in zip(frame["policy"], frame["n"])]
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+        runs = [r for p in group for r in p]
+        sizes = [r["n"] for r in runs] if chunk.padded else None  # each run's own responses, not the padding
+        tables.append(trace_to_table(trace, result.steps, runs, chunk.name, sizes))
+    return pa.concat_tables(tables, promote_options="default")
 
 
 def _piece_groups(chunk: Chunk, slots: int) -> list[list]:
@@ -589,7 +594,7 @@ def _execute(spec: SweepSpec, out: Path, progress: bool, on_chunk, devices) -> d
                desc=f"chunks {skipped}/{len(chunks)}")
     programs = compile_programs(spec, todo, devices)
     for k, chunk in enumerate(todo, 1):
-        write_chunk(out, chunk.name, run_chunk(spec, chunk, devices, programs))
+        write_chunk(out, chunk.name, chunk_table(spec, chunk, devices, programs))
         bar.set_description(f"chunks {len(chunks) - len(todo) + k}/{len(chunks)}")
         bar.update(len(chunk.runs))
         if on_chunk is not None:
