@@ -15,7 +15,7 @@ transformer exactly as it trains tabular logits.
 from __future__ import annotations
 
 import math
-from functools import partial
+from functools import lru_cache
 
 import jax
 import jax.numpy as jnp
@@ -95,15 +95,15 @@ def sequence_index(tokens, vocab: int):
     return jnp.sum(tokens * vocab ** jnp.arange(length - 1, -1, -1), axis=-1)
 
 
-def _initial(vocab, length, prompts, d_model, heads, layers, dtype, seed):
-    """(graph, initial parameters) of a Transformer: the parameters drawn by one compiled program
-    (read from the store of compiled programs when warm) instead of one eager operation per
-    weight, which costs a start-up of its own each."""
+@lru_cache(maxsize=None)
+def _graph(vocab, length, prompts, d_model, heads, layers, dtype, seed):
+    """The nnx graph of a Transformer (the structure its parameters merge into), from an abstract
+    evaluation of its construction (0.15 s of tracing): built where a program that applies the
+    model is traced, so a run whose programs are read from the store of executables never builds it."""
     def build():
         return Transformer(vocab, length, prompts, d_model, heads, layers, dtype=dtype, rngs=nnx.Rngs(seed))
 
-    graph, _ = nnx.split(nnx.eval_shape(build), nnx.Param)
-    return graph, _draw_parameters(vocab, length, prompts, d_model, heads, layers, dtype, seed)
+    return nnx.split(nnx.eval_shape(build), nnx.Param)[0]
 
 
 def _parameters(vocab, length, prompts, d_model, heads, layers, dtype, seed):
@@ -199,11 +199,19 @@ class TransformerPolicy(MeshSharded, Policy):
             raise ValueError(f"d_model ({d_model}) must be a multiple of heads ({heads})")
         self.vocab, self.length, self.prompts, self.dtype = int(vocab), int(length), int(prompts), jnp.dtype(dtype)
         self.n = self.vocab ** self.length
-        self.graph, self.params0 = _initial(self.vocab, self.length, self.prompts, d_model, heads, layers,
-                                            self.dtype, seed)
+        # drawn by one compiled program (read from the store of executables when warm) instead of
+        # one eager operation per weight, which costs a start-up of its own each
+        self.params0 = _draw_parameters(self.vocab, self.length, self.prompts, d_model, heads, layers, self.dtype, seed)
         self.config = dict(vocab=vocab, length=length, prompts=prompts, d_model=d_model, heads=heads, layers=layers,
                            seed=seed, dtype=str(self.dtype))
         self.mesh, self.fsdp = mesh, fsdp
+
+    @property
+    def graph(self):
+        """The transformer's nnx graph, built on first use (:func:`_graph`)."""
+        c = self.config
+        return _graph(self.vocab, self.length, self.prompts, c["d_model"], c["heads"], c["layers"], self.dtype,
+                      c["seed"])
 
     # ------------------------------------------------------------------ the Policy interface
     def init(self, logp):
