@@ -104,13 +104,14 @@ eta = [0.05, 0.1, 0.2, 0.5, 1.0]
 tau = [0.1]
 """
 SWEEP_RUNS = 3 * 4 * 5
-# What `gamelab sweep` imports in all (JAX, its results table's pandas) and `gamelab llm run` before
+# What `gamelab sweep` imports in all (JAX, and pyarrow for its results table: it writes its chunks
+# without pandas since 2026-12-07) and `gamelab llm run` before
 # its first step (JAX, the trainer's Flax/Optax, its checkpoints' Orbax; its results table's pandas
 # comes after the run) — none of it avoidable — then the exit the gamelab command makes (gc.freeze:
 # without it the shutdown's collection walks those libraries' objects, 0.2-0.45 s that the command
 # does not spend).
 _EXIT = "; import gc; gc.freeze()"
-SWEEP_IMPORTS = [sys.executable, "-c", "import gamelab.cli, gamelab.sweep, pandas" + _EXIT]
+SWEEP_IMPORTS = [sys.executable, "-c", "import gamelab.cli, gamelab.sweep, pyarrow.parquet" + _EXIT]
 LLM_IMPORTS = [sys.executable, "-c", "import gamelab.cli, gamelab.llm.train, orbax.checkpoint" + _EXIT]
 SWEEP_ALGORITHMS = 3
 LLM_ARGS = ["llm", "run", "mwu", "--game", "cyclic:rule=count", "--steps", "1", "--record-every", "1"]
