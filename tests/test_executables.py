@@ -193,3 +193,28 @@ def test_programs_read_from_jaxs_cache_are_not_kept(tmp_path):
     after = [_run(env) for _ in range(2)]
     assert not list((tmp_path / "executables").rglob("*.exe"))
     assert all(r["trace"] == plain["trace"] and r["loads"] == 0 and r["jax_hits"] >= 2 for r in after)
+
+
+def _draw(n, seed):
+    return {"w": jax.random.normal(jax.random.key(seed), (n, 3)), "b": jnp.arange(n, dtype=jnp.float32)}
+
+
+def test_a_constant_program_keeps_its_result(store, nonce):
+    """keep='result': a program of static arguments only keeps its output (the transformer's
+    weights), read back bit for bit and uncommitted, as the program's own outputs are."""
+    fn = Program(_draw, static_argnums=(0, 1), keep="result")
+    first = fn(4, nonce % 1000)
+    (entry,) = store.rglob("*.result")
+    loads = []
+    jax.monitoring.register_event_listener(lambda e, **k: loads.append(e) if e == executables.LOAD_EVENT else None)
+    again = fn(4, nonce % 1000)
+    assert loads and jax.tree.structure(again) == jax.tree.structure(first)
+    for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(again)):
+        assert a.dtype == b.dtype and not b.committed
+        np.testing.assert_array_equal(np.asarray(a).view(np.uint8), np.asarray(b).view(np.uint8))
+    entry.write_bytes(b"not a pickle")
+    np.testing.assert_array_equal(fn(4, nonce % 1000)["w"], first["w"])  # damaged: computed again
+    with pytest.raises(TypeError):
+        Program(_scaled, static_argnums=1, keep="result")(np.ones(2), None)
+    with pytest.raises(ValueError):
+        Program(_scaled, keep="output")

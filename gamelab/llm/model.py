@@ -111,8 +111,9 @@ def _parameters(vocab, length, prompts, d_model, heads, layers, dtype, seed):
     return nnx.split(model, nnx.Param)[1]
 
 
-# kept across processes (gamelab.executables): a warm start reads it without tracing the model
-_draw_parameters = Program(_parameters, static_argnums=tuple(range(8)))
+# the drawn weights kept across processes (gamelab.executables, keep="result"): a warm start reads
+# them, neither tracing the model nor loading the 1 MB program that draws them
+_draw_parameters = Program(_parameters, static_argnums=tuple(range(8)), keep="result")
 
 
 class MeshSharded:
