@@ -67,8 +67,15 @@ class Unnamed(Exception):
 
 def store_dir() -> Path | None:
     """The store's folder, or None where it is off (``GAMELAB_EXECUTABLES=off`` or the
-    compilation cache off)."""
-    if os.environ.get("GAMELAB_EXECUTABLES", "on").strip().lower() in _OFF:
+    compilation cache off). Read from the environment at each call (made once per setting: every
+    call of a Program asks)."""
+    env = os.environ
+    return _store_dir(env.get("GAMELAB_EXECUTABLES"), env.get("GAMELAB_CACHE_DIR"), env.get("XDG_CACHE_HOME"))
+
+
+@functools.lru_cache(maxsize=16)
+def _store_dir(switch, cache_dir, xdg) -> Path | None:
+    if (switch or "on").strip().lower() in _OFF:
         return None
     cache = compilation_cache_dir()
     return None if cache is None else cache / "executables"
@@ -337,6 +344,15 @@ def _environment() -> str:
     return repr((FORMAT, versions, devices, os.environ.get("XLA_FLAGS", ""), config))
 
 
+def _signature(x) -> tuple:
+    """A dynamic argument's type and placement, hashable (the in-memory key: no strings made)."""
+    if isinstance(x, np.ndarray):
+        return x.shape, x.dtype
+    if isinstance(x, jax.Array):
+        return x.aval, x.sharding if x.committed else None
+    return jax.typeof(x), None
+
+
 def _argument(x) -> str:
     """A dynamic argument as the program sees it: its type, and its sharding where it is placed."""
     sharding = x.sharding if isinstance(x, jax.Array) and x.committed else None
@@ -479,10 +495,10 @@ class Program:
         dynamic_kw = {k: v for k, v in kwargs.items() if k not in self._static_names}
         return static, static_kw, dynamic, dynamic_kw
 
-    def _memory_key(self, args, kwargs):
+    def _memory_key(self, args, kwargs):  # as __call__ makes it
         static, static_kw, dynamic, dynamic_kw = self._split(args, kwargs)
         leaves, tree = jax.tree.flatten((dynamic, dynamic_kw))
-        return (self, static, static_kw, tree, tuple(_argument(x) for x in leaves))
+        return (self, static, static_kw, tree, tuple(map(_signature, leaves)))
 
     def path(self, *args, **kwargs) -> Path | None:
         """Where the executable for these arguments is kept; None where the store is off or the
@@ -567,7 +583,9 @@ class Program:
             return self.jitted(*args, **kwargs)
         if self.keep == "result":
             return self._result(args, kwargs)
-        memory = self._memory_key(args, kwargs)
+        static, static_kw, dynamic, dynamic_kw = self._split(args, kwargs)
+        leaves, tree = jax.tree.flatten((dynamic, dynamic_kw))
+        memory = (self, static, static_kw, tree, tuple(map(_signature, leaves)))
         executable = _MEMORY.get(memory, False)
         if executable is False:
             path = self.path(*args, **kwargs)
@@ -577,4 +595,4 @@ class Program:
             _MEMORY[memory] = executable
         if executable is None:  # not describable: JAX's own cache
             return self.jitted(*args, **kwargs)
-        return self.call(executable, *args, **kwargs)
+        return executable(*dynamic, **dynamic_kw)
