@@ -38,12 +38,14 @@ import enum
 import functools
 import hashlib
 import inspect
+import operator
 import os
 import pickle
 import re
 import sys
 import threading
 import types
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -344,13 +346,28 @@ def _environment() -> str:
     return repr((FORMAT, versions, devices, os.environ.get("XLA_FLAGS", ""), config))
 
 
-def _signature(x) -> tuple:
+def _signature(x):
     """A dynamic argument's type and placement, hashable (the in-memory key: no strings made)."""
     if isinstance(x, np.ndarray):
         return x.shape, x.dtype
     if isinstance(x, jax.Array):
         return x.aval, x.sharding if x.committed else None
+    if isinstance(x, (np.generic, bool, int, float, complex)):
+        return type(x)  # its type is its JAX type (weak for Python's numbers), in a given x64 mode
     return jax.typeof(x), None
+
+
+def _context() -> tuple:
+    """What JAX's own in-memory jit cache keys on beside the arguments: the configuration that
+    a context manager can change (matmul precision, ...) and the x64 mode."""
+    return _trace_context()(), jax.config.jax_enable_x64
+
+
+@functools.lru_cache(maxsize=None)
+def _trace_context():
+    from jax._src.config import trace_context  # the key of jit's own cache; no public equivalent
+
+    return trace_context
 
 
 def _argument(x) -> str:
@@ -363,6 +380,7 @@ def _argument(x) -> str:
 _MEMORY: dict = {}  # in-process: (program, static arguments, argument types) -> executable or None
 
 
+_PROGRAMS: "weakref.WeakSet" = weakref.WeakSet()  # every Program, for forget()
 _DESCRIPTIONS: dict = {}  # in-process: static arguments -> their description's digest and its gamelab names
 
 
@@ -390,6 +408,8 @@ def forget() -> None:
     store on disk is kept."""
     _MEMORY.clear()
     _DESCRIPTIONS.clear()
+    for program in list(_PROGRAMS):
+        program._last = None
 
 
 _HITS = threading.local()  # persistent-cache hits in this thread since the count was set to 0
@@ -470,7 +490,12 @@ class Program:
         self._static_at = frozenset(static_argnums) | {names.index(n) for n in static_argnames if n in names}
         self._static_names = frozenset(static_argnames) | {names[i] for i in static_argnums if i < len(names)}
         self._jitted = None
+        # (args, kwargs, context, store folder, executable, dynamic args, dynamic kwargs) of the last
+        # call through the store: a loop calling with the same objects skips building the key (30 us
+        # beside a 0.4 ms run of 64 games × 100 steps)
+        self._last = None
         functools.update_wrapper(self, fn)
+        _PROGRAMS.add(self)
 
     @property
     def jitted(self):
@@ -498,7 +523,7 @@ class Program:
     def _memory_key(self, args, kwargs):  # as __call__ makes it
         static, static_kw, dynamic, dynamic_kw = self._split(args, kwargs)
         leaves, tree = jax.tree.flatten((dynamic, dynamic_kw))
-        return (self, static, static_kw, tree, tuple(map(_signature, leaves)))
+        return (self, static, static_kw, tree, tuple(map(_signature, leaves)), _context())
 
     def path(self, *args, **kwargs) -> Path | None:
         """Where the executable for these arguments is kept; None where the store is off or the
@@ -579,13 +604,18 @@ class Program:
         return executable(*dynamic, **dynamic_kw)
 
     def __call__(self, *args, **kwargs):
+        last = self._last  # the same objects as the last call, in the same configuration: its executable
+        if last is not None and len(args) == len(last[0]) and all(map(operator.is_, args, last[0])) \
+                and kwargs.keys() == last[1].keys() and all(kwargs[k] is last[1][k] for k in kwargs) \
+                and last[2] == _context() and store_dir() is last[3]:
+            return last[4](*last[5], **last[6])
         if store_dir() is None or jax.config.jax_disable_jit:  # jit's own rules (op by op under disable_jit)
             return self.jitted(*args, **kwargs)
         if self.keep == "result":
             return self._result(args, kwargs)
         static, static_kw, dynamic, dynamic_kw = self._split(args, kwargs)
         leaves, tree = jax.tree.flatten((dynamic, dynamic_kw))
-        memory = (self, static, static_kw, tree, tuple(map(_signature, leaves)))
+        memory = (self, static, static_kw, tree, tuple(map(_signature, leaves)), _context())
         executable = _MEMORY.get(memory, False)
         if executable is False:
             path = self.path(*args, **kwargs)
@@ -595,4 +625,5 @@ class Program:
             _MEMORY[memory] = executable
         if executable is None:  # not describable: JAX's own cache
             return self.jitted(*args, **kwargs)
+        self._last = (args, kwargs, memory[-1], store_dir(), executable, dynamic, dynamic_kw)
         return executable(*dynamic, **dynamic_kw)

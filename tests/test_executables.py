@@ -218,3 +218,23 @@ def test_a_constant_program_keeps_its_result(store, nonce):
         Program(_scaled, static_argnums=1, keep="result")(np.ones(2), None)
     with pytest.raises(ValueError):
         Program(_scaled, keep="output")
+
+
+def test_repeated_calls_with_the_same_objects_still_see_the_configuration(store, nonce, monkeypatch):
+    """The shortcut for a call with the same objects as the last one (no key built) is left when
+    JAX's configuration or the store's setting changes."""
+    fn = Program(_scaled, static_argnums=1)
+    x = np.arange(3.0)
+    first = fn(x, (2.0, nonce))[0]
+    assert fn(x, (2.0, nonce))[0] is not first  # run again (a new output), through the shortcut
+    held = fn.cache_size()
+    with jax.default_matmul_precision("highest"):  # another context: another program
+        fn(x, (2.0, nonce))
+    assert fn.cache_size() == held + 1
+    monkeypatch.setenv("GAMELAB_EXECUTABLES", "off")
+    before = fn.jitted._cache_size()  # jit's cache is shared by every jit of _scaled in this process
+    fn(x, (2.0, nonce))
+    assert fn.jitted._cache_size() == before + 1  # the store off: jax.jit's own path
+    monkeypatch.setenv("GAMELAB_EXECUTABLES", "on")
+    executables.forget()
+    assert fn._last is None
