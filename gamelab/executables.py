@@ -385,9 +385,9 @@ _DESCRIPTIONS: dict = {}  # in-process: static arguments -> their description's 
 
 
 def _described(static) -> str:
-    """The static arguments' description, shortened to its digest and the gamelab modules it
+    """A static argument's description, shortened to its digest and the gamelab modules it
     names; made once per process for equal arguments (a transformer's algorithm, described with
-    its initial weights, is the static argument of three programs)."""
+    its initial weights, is a static argument of three programs)."""
     try:
         return _DESCRIPTIONS[static]
     except KeyError:
@@ -535,7 +535,7 @@ class Program:
         leaves, tree = jax.tree.flatten((dynamic, dynamic_kw))
         try:
             described = describe((self.fn, self.static_argnums, self.static_argnames, self.options)) + \
-                _described((static, static_kw))
+                "".join(map(_described, (*static, static_kw)))
             roots = frozenset(m for m in re.findall(r"(?:ref|fn)\((gamelab[\w.]*):", described) if m in sys.modules)
             constants = _constants(_reachable(roots))
         except Unnamed:
