@@ -298,7 +298,7 @@ def _in_pieces(prep: Prepared):
     return state, avg, {key: np.concatenate([p[key] for p in parts], axis=axis) for key in parts[0]}
 
 
-def _driver_call(prep: Prepared) -> tuple:
+def driver_call(prep: Prepared) -> tuple:
     """(the driver's Program, its positional and keyword arguments for ``prep``)."""
     fn = simulate_batch_jit if prep.batched else simulate_jit
     return fn, (prep.algo, *prep.args, np.int32(prep.steps), np.int32(prep.record_every)), _static(prep)
@@ -307,7 +307,7 @@ def _driver_call(prep: Prepared) -> tuple:
 def lower(prep: Prepared):
     """The jitted driver lowered for ``prep``'s shapes and static choices: the program a
     :func:`program` call compiles."""
-    fn, args, kwargs = _driver_call(prep)
+    fn, args, kwargs = driver_call(prep)
     return fn.lower(*args, **kwargs)
 
 
@@ -316,7 +316,7 @@ def program(prep: Prepared, *, compile: bool = True):
     by this process, read from the store of compiled programs (:mod:`gamelab.executables`), or
     (``compile``) compiled now and kept there; None if not held and not ``compile``. Independent
     programs can compile at once, on several cores."""
-    fn, args, kwargs = _driver_call(prep)
+    fn, args, kwargs = driver_call(prep)
     return fn.compile(*args, **kwargs) if compile else fn.executable(*args, **kwargs)
 
 

@@ -20,11 +20,11 @@ import gamelab.defaults
 from gamelab import executables
 from gamelab.executables import Program, Unnamed, describe
 from gamelab.prepare import prepare
-from gamelab.run import _driver_call
+from gamelab.run import driver_call
 
 
 def _path(prep):
-    fn, args, kwargs = _driver_call(prep)
+    fn, args, kwargs = driver_call(prep)
     return fn.path(*args, **kwargs)
 
 
@@ -238,3 +238,40 @@ def test_repeated_calls_with_the_same_objects_still_see_the_configuration(store,
     monkeypatch.setenv("GAMELAB_EXECUTABLES", "on")
     executables.forget()
     assert fn._last is None
+
+
+_LLM = textwrap.dedent("""
+    import json, sys
+    import jax
+    events = []
+    jax.monitoring.register_event_listener(lambda e, **k: events.append(e))
+    jax.monitoring.register_event_duration_secs_listener(lambda e, d, **k: events.append(e))
+    from gamelab.llm.train import train
+    from gamelab.llm.games import parse_sequence_game
+    r = train("mwu", parse_sequence_game("cyclic:rule=count", 4, 4), steps=4, record_every=2, checkpoint_every=1,
+              progress=False, hparams={"lr": float(sys.argv[1])})
+    print(json.dumps({"trace": {k: v.tolist() for k, v in sorted(r.trace.items()) if v.ndim == 1},
+                      "loads": events.count("/gamelab/executables/load"),
+                      "compiles": events.count("/jax/core/compile/backend_compile_duration")}))
+""")
+
+
+def test_the_transformer_reads_its_programs_and_weights_back_in_a_later_process(tmp_path):
+    """The transformer's start, segment and end programs and its initial weights are kept by the
+    first process and read by the next, which then traces nothing of them; the trace is the same
+    bit for bit, and another learning rate (a hyper-parameter: an argument) reuses them too."""
+    env = {**os.environ, "GAMELAB_CACHE_DIR": str(tmp_path), "JAX_PLATFORMS": "cpu"}
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+
+    def train(lr):
+        out = subprocess.run([sys.executable, "-c", _LLM, str(lr)], env=env, capture_output=True, text=True,
+                             timeout=600)
+        assert out.returncode == 0, out.stderr[-3000:]
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    first, second, other = train(0.1), train(0.1), train(0.05)
+    kept = sorted(p.name.partition("-")[0] for p in (tmp_path / "executables").rglob("*-*.*"))
+    assert kept == ["_begin", "_end", "_parameters", "advance_segment"]
+    assert second["trace"] == first["trace"] and other["trace"] != first["trace"]
+    assert second["loads"] >= 4 and other["loads"] >= 4
+    assert second["compiles"] < first["compiles"] and other["compiles"] == second["compiles"]
