@@ -13,7 +13,8 @@ configures JAX for when it is imported:
   replaces one, so an entry cut short (a process killed while writing it, a full disk) would be
   warned about and compiled around by every later process: gamelab deletes it when JAX warns
   that it cannot read it, and the program compiled instead is written whole
-  (:func:`repair_cache`).
+  (:func:`repair_cache`). Beside it, ``executables/`` keeps gamelab's own programs under keys
+  found without tracing (:mod:`gamelab.executables`; ``GAMELAB_EXECUTABLES=off`` turns that off).
 """
 from __future__ import annotations
 

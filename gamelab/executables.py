@@ -30,6 +30,12 @@ where JAX's cache does not already hold the program: always on a fresh cache, bu
 edit to gamelab that leaves a program's lowered module as it was (those runs trace as before).
 Entries are written whole or not at all; one that cannot be read is deleted and compiled again.
 The folder is unbounded, like the compilation cache: delete it to reclaim the space.
+
+``Program(..., keep="result")`` is for a program of static arguments only (the transformer's
+parameter draw): its result is kept instead of its executable, and read back as NumPy leaves.
+In a process, a call finds its executable by a key of its static arguments, its arguments' types
+and placements and JAX's trace context; a call with the very objects of the previous call skips
+even that.
 """
 from __future__ import annotations
 
