@@ -477,9 +477,10 @@ def _prepare_pieces(spec: SweepSpec, chunk: Chunk, group: list, mesh, slots: int
 
 
 def compile_programs(spec: SweepSpec, chunks: list[Chunk], devices) -> dict:
-    """The drivers that ``chunks`` need, compiled at once on every core (XLA compiles one program
-    on one core), or read from the store of compiled programs: {program key: executable}. One per group of chunks (algorithm, size,
-    width, steps); a piece whose key is not among them (another metric set) is jitted instead."""
+    """The drivers that ``chunks`` need, read from the store of compiled programs or compiled at
+    once on every core (XLA compiles one program on one core): {program key: executable}. One per
+    group of chunks (algorithm, size, width, steps); a piece whose key is not among them (another
+    metric set) is jitted instead."""
     from concurrent.futures import ThreadPoolExecutor
 
     devices = list(devices)
@@ -512,8 +513,9 @@ def _versions() -> dict:
 
     out = {"python": sys.version.split()[0]}
     for pkg in ("gamelab", "jax", "jaxlib", "numpy", "scipy", "pandas", "pyarrow"):
+        loaded = getattr(sys.modules.get(pkg), "__version__", None)  # no metadata read (2 ms each)
         try:
-            out[pkg] = version(pkg)
+            out[pkg] = loaded if isinstance(loaded, str) else version(pkg)
         except PackageNotFoundError:
             out[pkg] = None
     return out
