@@ -29,22 +29,13 @@ from pathlib import Path
 __all__ = ["Game", "InvalidGameError", "make_game", "compilation_cache_dir", "repair_cache"]
 __version__ = "0.1.0"
 
+from gamelab.defaults import compilation_cache_dir  # noqa: E402  (the folder, defined with the other defaults)
+
 CACHE_MIN_COMPILE_SECONDS = 0.0  # cache every program: a cold CLI run is many small compilations
 # Unbounded: to bound it, JAX reads the size and age of every entry, under a lock all processes
 # share, each time it writes one (90 ms a write at 1,900 entries). A program is 10-200 kB; delete
 # the folder to reclaim the space.
 CACHE_MAX_BYTES = -1
-
-
-def compilation_cache_dir() -> Path | None:
-    """The persistent compilation cache's folder (None: disabled by ``GAMELAB_CACHE_DIR=off``)."""
-    value = os.environ.get("GAMELAB_CACHE_DIR")
-    if value is not None and value.strip().lower() in ("", "0", "off", "none", "false"):
-        return None
-    if value:
-        return Path(value).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "gamelab" / "jax"
 
 
 # JAX's warning when a cache entry cannot be read; it names the program (or the entry's key)

@@ -50,3 +50,22 @@ LLM_EMPIRICAL = 0  # --empirical K: answers per prompt from the final policy and
 # rate certificates (gamelab.rates, `gamelab rates`)
 RATE_TAIL = 0.5  # the fraction of each trace (its end, above rounding level) that is fitted
 RATE_FLOOR = 1e-12  # a metric at or below this is at rounding level: a fit stops where it gets there
+
+
+OFF = ("", "0", "off", "none", "false")  # what turns GAMELAB_CACHE_DIR / GAMELAB_EXECUTABLES off
+
+
+def compilation_cache_dir():
+    """The persistent compilation cache's folder, a :class:`pathlib.Path` (None: disabled by
+    ``GAMELAB_CACHE_DIR=off``): ``$GAMELAB_CACHE_DIR``, else ``$XDG_CACHE_HOME/gamelab/jax``
+    (``~/.cache/gamelab/jax``). gamelab's store of executables and its LP Nash solutions live in it."""
+    import os
+    from pathlib import Path
+
+    value = os.environ.get("GAMELAB_CACHE_DIR")
+    if value is not None and value.strip().lower() in OFF:
+        return None
+    if value:
+        return Path(value).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "gamelab" / "jax"

@@ -57,7 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gamelab import compilation_cache_dir
+from gamelab.defaults import OFF, compilation_cache_dir
 from gamelab.lazy import jax
 
 __all__ = ["Program", "Unnamed", "describe", "forget", "store_dir", "LOAD_EVENT"]
@@ -66,7 +66,6 @@ FORMAT = 2  # of a stored entry: pickle of (FORMAT, device ids, serialized execu
 LOAD_EVENT = "/gamelab/executables/load"  # jax.monitoring event: an executable read from the store
 _ROOT = Path(__file__).resolve().parent  # gamelab's sources
 _PLAIN = (type(None), bool, int, float, complex, str, bytes)
-_OFF = ("", "0", "off", "none", "false")
 
 
 class Unnamed(Exception):
@@ -83,7 +82,7 @@ def store_dir() -> Path | None:
 
 @functools.lru_cache(maxsize=16)
 def _store_dir(switch, cache_dir, xdg) -> Path | None:
-    if (switch or "on").strip().lower() in _OFF:
+    if (switch or "on").strip().lower() in OFF:
         return None
     cache = compilation_cache_dir()
     return None if cache is None else cache / "executables"

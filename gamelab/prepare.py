@@ -173,7 +173,7 @@ def _solution_file(data: bytes, n: int):
     """Where the LP solution of the matrix with bytes ``data`` is kept (None: no cache folder)."""
     import hashlib
 
-    from gamelab import compilation_cache_dir
+    from gamelab.defaults import compilation_cache_dir
 
     folder, solver = compilation_cache_dir(), _solver_key()
     if folder is None or solver is None:
