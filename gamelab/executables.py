@@ -370,8 +370,10 @@ def _context() -> tuple:
 
 @functools.lru_cache(maxsize=None)
 def _trace_context():
-    from jax._src.config import trace_context  # the key of jit's own cache; no public equivalent
-
+    try:
+        from jax._src.config import trace_context  # the key of jit's own cache; no public equivalent
+    except ImportError:  # a JAX without it: every configuration value (slower: 80 us a call)
+        return lambda: tuple(sorted((k, repr(v)) for k, v in jax.config.values.items()))
     return trace_context
 
 
