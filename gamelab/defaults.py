@@ -6,6 +6,9 @@ the optimizers' learning rates in :data:`gamelab.algorithms.parametric.DEFAULT_L
 else a run takes when it is not given is here; the library's signatures, the command line and
 the sweep spec all read these names.
 """
+import os
+from pathlib import Path
+
 STEPS = 1000  # `gamelab run` and `gamelab llm run`
 RECORD_EVERY = 1  # gamelab.run.run / run_batch / `gamelab run`: every step
 SEED = 0
@@ -59,9 +62,6 @@ def compilation_cache_dir():
     """The persistent compilation cache's folder, a :class:`pathlib.Path` (None: disabled by
     ``GAMELAB_CACHE_DIR=off``): ``$GAMELAB_CACHE_DIR``, else ``$XDG_CACHE_HOME/gamelab/jax``
     (``~/.cache/gamelab/jax``). gamelab's store of executables and its LP Nash solutions live in it."""
-    import os
-    from pathlib import Path
-
     value = os.environ.get("GAMELAB_CACHE_DIR")
     if value is not None and value.strip().lower() in OFF:
         return None

@@ -18,7 +18,8 @@ program is made of instead of from its trace:
 
 Whatever the description cannot name by value (an object of an unknown class, a function that
 refers to itself, a gamelab function replaced at run time by something that is not gamelab's)
-makes the call an ordinary ``jax.jit`` call: the key can miss, never name the wrong program.
+is compiled as ``jax.jit`` would and held by this process only, never kept on disk: the key can
+miss, never name the wrong program.
 A stored executable also checks its arguments' types when called. ``GAMELAB_CACHE_DIR=off``
 turns the store off with the compilation cache; ``GAMELAB_EXECUTABLES=off`` turns off the store
 alone. Several processes (``jax.distributed``) and ``jax.disable_jit`` go through ``jax.jit``.
@@ -66,10 +67,11 @@ FORMAT = 2  # of a stored entry: pickle of (FORMAT, device ids, serialized execu
 LOAD_EVENT = "/gamelab/executables/load"  # jax.monitoring event: an executable read from the store
 _ROOT = Path(__file__).resolve().parent  # gamelab's sources
 _PLAIN = (type(None), bool, int, float, complex, str, bytes)
+GAMELAB_NAME = re.compile(r"(?:ref|fn)\((gamelab[\w.]*):")  # a gamelab module a description names
 
 
 class Unnamed(Exception):
-    """An object the key cannot describe by value: that call traces as usual."""
+    """An object the key cannot describe by value: that program is not kept on disk."""
 
 
 def store_dir() -> Path | None:
@@ -148,8 +150,7 @@ def _describe(obj, out: list, active: set) -> None:
     if isinstance(obj, types.ModuleType):  # gamelab.lazy's stand-ins too
         out.append(_module(obj))
         return
-    name = _by_name(obj) if isinstance(obj, (type, types.FunctionType, types.BuiltinFunctionType)) \
-        or callable(obj) and hasattr(obj, "__qualname__") else None
+    name = _by_name(obj) if callable(obj) and hasattr(obj, "__qualname__") else None  # classes, functions
     if name is not None:
         out.append(f"ref({name})")
         return
@@ -342,13 +343,17 @@ def _plain(values) -> bool:
     return all(type(v) in _PLAIN or isinstance(v, tuple) and _plain(v) for v in values)
 
 
+def _config() -> tuple:
+    """Every JAX configuration value (a context manager's included), in a fixed order."""
+    return tuple(sorted((k, repr(v)) for k, v in jax.config.values.items()))
+
+
 def _environment() -> str:
     versions = [sys.version]
     for module in ("jax", "jaxlib", "numpy", "ml_dtypes", "flax", "optax"):
         versions.append(f"{module}={getattr(sys.modules.get(module), '__version__', None)}")
     devices = [(d.platform, d.device_kind, d.id, d.process_index) for d in jax.devices()]
-    config = sorted((k, repr(v)) for k, v in jax.config.values.items())
-    return repr((FORMAT, versions, devices, os.environ.get("XLA_FLAGS", ""), config))
+    return repr((FORMAT, versions, devices, os.environ.get("XLA_FLAGS", ""), _config()))
 
 
 def _signature(x):
@@ -373,18 +378,19 @@ def _trace_context():
     try:
         from jax._src.config import trace_context  # the key of jit's own cache; no public equivalent
     except ImportError:  # a JAX without it: every configuration value (slower: 80 us a call)
-        return lambda: tuple(sorted((k, repr(v)) for k, v in jax.config.values.items()))
+        return _config
     return trace_context
 
 
 def _argument(x) -> str:
-    """A dynamic argument as the program sees it: its type, and its sharding where it is placed."""
+    """A dynamic argument as the program sees it: its type ("~" marks a weak one), and its
+    sharding where it is placed."""
     sharding = x.sharding if isinstance(x, jax.Array) and x.committed else None
-    return f"{jax.typeof(x)}{'{weak}' if getattr(jax.typeof(x), 'weak_type', False) else ''}|{sharding}"
+    return f"{jax.typeof(x)}|{sharding}"
 
 
 # ------------------------------------------------------------------------------ the store
-_MEMORY: dict = {}  # in-process: (program, static arguments, argument types) -> executable or None
+_MEMORY: dict = {}  # in-process: (program, static arguments, pytree, argument types, context) -> executable
 
 
 _PROGRAMS: "weakref.WeakSet" = weakref.WeakSet()  # every Program, for forget()
@@ -406,8 +412,8 @@ def _described(static) -> str:
 
 
 def _shortened(described: str) -> str:
-    names = sorted(set(re.findall(r"(?:ref|fn)\((gamelab[\w.]*:)", described)))
-    return f"static({hashlib.sha256(described.encode()).hexdigest()};{','.join(f'ref({n}' for n in names)})"
+    names = sorted(set(GAMELAB_NAME.findall(described)))
+    return f"static({hashlib.sha256(described.encode()).hexdigest()};{','.join(f'ref({n}:' for n in names)})"
 
 
 def forget() -> None:
@@ -420,13 +426,11 @@ def forget() -> None:
 
 
 _HITS = threading.local()  # persistent-cache hits in this thread since the count was set to 0
-_LISTENING: list = []
 
 
-def _listen() -> None:
-    if not _LISTENING:
-        jax.monitoring.register_event_listener(_hit)
-        _LISTENING.append(True)
+@functools.lru_cache(maxsize=None)
+def _listen() -> None:  # once per process
+    jax.monitoring.register_event_listener(_hit)
 
 
 def _hit(event: str, **kwargs) -> None:
@@ -480,8 +484,7 @@ def _write(path: Path, data: bytes) -> None:
 class Program:
     """``jax.jit(fn, static_argnums=..., static_argnames=..., **options)`` (made on first use),
     whose executables are kept in the store (module doc). Call it as the jitted function;
-    :meth:`executable` and :meth:`compile` give the executable itself (called with the dynamic
-    arguments only, through :meth:`call`)."""
+    :meth:`find` gives the executable itself, called with the dynamic arguments only."""
 
     def __init__(self, fn, *, static_argnums=(), static_argnames=(), keep: str = "program", **options):
         if keep not in ("program", "result"):
@@ -514,7 +517,7 @@ class Program:
     def cache_size(self) -> int:
         """How many programs this process holds for this function: compiled or read from the store,
         and jitted by JAX where the store does not apply."""
-        held = sum(1 for key, value in _MEMORY.items() if key[0] is self and value is not None)
+        held = sum(1 for key in _MEMORY if key[0] is self)
         return held + (0 if self._jitted is None else self._jitted._cache_size())
 
     def lower(self, *args, **kwargs):
@@ -527,10 +530,11 @@ class Program:
         dynamic_kw = {k: v for k, v in kwargs.items() if k not in self._static_names}
         return static, static_kw, dynamic, dynamic_kw
 
-    def _memory_key(self, args, kwargs):  # as __call__ makes it
+    def _keyed(self, args, kwargs) -> tuple:
+        """(this process's key for these arguments, their dynamic part, its keywords)."""
         static, static_kw, dynamic, dynamic_kw = self._split(args, kwargs)
         leaves, tree = jax.tree.flatten((dynamic, dynamic_kw))
-        return (self, static, static_kw, tree, tuple(map(_signature, leaves)), _context())
+        return (self, static, static_kw, tree, tuple(map(_signature, leaves)), _context()), dynamic, dynamic_kw
 
     def path(self, *args, **kwargs) -> Path | None:
         """Where the executable for these arguments is kept; None where the store is off or the
@@ -543,7 +547,7 @@ class Program:
         try:
             described = describe((self.fn, self.static_argnums, self.static_argnames, self.options)) + \
                 "".join(map(_described, (*static, static_kw)))
-            roots = frozenset(m for m in re.findall(r"(?:ref|fn)\((gamelab[\w.]*):", described) if m in sys.modules)
+            roots = frozenset(m for m in GAMELAB_NAME.findall(described) if m in sys.modules)
             constants = _constants(_reachable(roots))
         except Unnamed:
             return None
@@ -551,30 +555,37 @@ class Program:
                                         *map(_argument, leaves))).encode()).hexdigest()
         return folder / key[:2] / f"{self.fn.__name__}-{key}.exe"
 
-    def executable(self, *args, **kwargs):
-        """The executable for these arguments if this process holds it or the store has it, else
-        None (nor is anything compiled)."""
-        memory = self._memory_key(args, kwargs)
-        if memory in _MEMORY:
-            return _MEMORY[memory]
-        path = self.path(*args, **kwargs)
-        executable = None if path is None else _load(path)
-        if executable is not None:
-            _MEMORY[memory] = executable
-        return executable
+    def find(self, args: tuple, kwargs: dict, *, compile: bool):
+        """The executable for ``fn(*args, **kwargs)``: held by this process, else read from the
+        store, else (``compile``) compiled now and kept (on disk where the arguments can be
+        described); None if there is none and not ``compile``."""
+        return self._find(args, kwargs, compile)[0]
 
-    def compile(self, *args, **kwargs):
-        """Compile for these arguments (and keep the executable); returns it."""
+    def executable(self, *args, **kwargs):
+        """:meth:`find` without compiling."""
+        return self.find(args, kwargs, compile=False)
+
+    def _find(self, args, kwargs, compile: bool) -> tuple:
+        memory, dynamic, dynamic_kw = self._keyed(args, kwargs)
+        executable = _MEMORY.get(memory)
+        if executable is None:
+            path = self.path(*args, **kwargs)
+            executable = None if path is None else _load(path)
+            if executable is None and compile:
+                executable = self._compile(args, kwargs, path)
+            if executable is not None:
+                _MEMORY[memory] = executable
+        return executable, memory, dynamic, dynamic_kw
+
+    def _compile(self, args, kwargs, path: Path | None):
+        """Compile, and keep the executable at ``path`` (None: arguments not described, held by
+        this process only, as jit would)."""
         lowered = self.lower(*args, **kwargs)
-        path = self.path(*args, **kwargs)
-        if path is None:
-            return lowered.compile()
         _listen()
         _HITS.count = 0
         executable = lowered.compile()
-        if not _HITS.count:  # one read from JAX's cache would be kept without its code (module doc)
+        if path is not None and not _HITS.count:  # one read from JAX's cache is kept without its code (module doc)
             _save(path, executable)
-        _MEMORY[self._memory_key(args, kwargs)] = executable
         return executable
 
     def _result(self, args, kwargs):
@@ -605,32 +616,16 @@ class Program:
         _write(path, data)
         return result
 
-    def call(self, executable, *args, **kwargs):
-        """``executable`` called with these arguments' dynamic part."""
-        _, _, dynamic, dynamic_kw = self._split(args, kwargs)
-        return executable(*dynamic, **dynamic_kw)
-
     def __call__(self, *args, **kwargs):
         last = self._last  # the same objects as the last call, in the same configuration: its executable
         if last is not None and len(args) == len(last[0]) and all(map(operator.is_, args, last[0])) \
                 and kwargs.keys() == last[1].keys() and all(kwargs[k] is last[1][k] for k in kwargs) \
                 and last[2] == _context() and store_dir() is last[3]:
             return last[4](*last[5], **last[6])
-        if store_dir() is None or jax.config.jax_disable_jit:  # jit's own rules (op by op under disable_jit)
-            return self.jitted(*args, **kwargs)
+        if store_dir() is None or jax.config.jax_disable_jit or jax.process_count() > 1:
+            return self.jitted(*args, **kwargs)  # jit's own rules (op by op under disable_jit; global programs)
         if self.keep == "result":
             return self._result(args, kwargs)
-        static, static_kw, dynamic, dynamic_kw = self._split(args, kwargs)
-        leaves, tree = jax.tree.flatten((dynamic, dynamic_kw))
-        memory = (self, static, static_kw, tree, tuple(map(_signature, leaves)), _context())
-        executable = _MEMORY.get(memory, False)
-        if executable is False:
-            path = self.path(*args, **kwargs)
-            executable = None if path is None else _load(path)
-            if executable is None and path is not None:
-                executable = self.compile(*args, **kwargs)
-            _MEMORY[memory] = executable
-        if executable is None:  # not describable: JAX's own cache
-            return self.jitted(*args, **kwargs)
+        executable, memory, dynamic, dynamic_kw = self._find(args, kwargs, compile=True)
         self._last = (args, kwargs, memory[-1], store_dir(), executable, dynamic, dynamic_kw)
         return executable(*dynamic, **dynamic_kw)

@@ -118,7 +118,8 @@ def shard_runs(tree, mesh: Mesh | None):
 CHECK_EVERY = 256  # programs loaded between two readings of the mapping count
 RELEASE_AT = 0.5  # share of the limit above which JAX's compiled programs are dropped
 _LOADED = [-1]  # programs loaded since the count was last read (-1: not counting yet)
-# a program read from the persistent cache, one compiled, one read from gamelab's store (jax.monitoring's event names)
+# a program read from the persistent cache, one compiled, one read from gamelab's store
+# (jax.monitoring's event names)
 _LOAD_EVENTS = frozenset({"/jax/compilation_cache/cache_hits", "/jax/core/compile/backend_compile_duration",
                           LOAD_EVENT})
 
@@ -138,7 +139,8 @@ def _loaded(event: str, *args, **kwargs) -> None:
 
 
 def release_programs() -> bool:
-    """Drop JAX's compiled programs (``jax.clear_caches``, and :func:`gamelab.executables.forget`) when this process holds more than
+    """Drop JAX's compiled programs (``jax.clear_caches``, and the executables
+    :func:`gamelab.executables.forget` holds) when this process holds more than
     :data:`RELEASE_AT` of its memory-mapping limit, read once per :data:`CHECK_EVERY` programs
     loaded; True when dropped. A dropped program is traced again when
     next called and read back from the persistent compilation cache. Called before each run of

@@ -124,23 +124,19 @@ def _arrow(values):
     import pyarrow as pa
 
     if isinstance(values, list):  # policies, one float array per row
-        sizes = np.fromiter((len(v) for v in values), np.int64, len(values))
-        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
         child = _arrow(np.concatenate(values).astype(np.float64) if values else np.zeros(0))
-        return pa.Array.from_buffers(pa.list_(pa.float64()), len(values), [None, pa.py_buffer(offsets)],
-                                     children=[child])
+        return pa.Array.from_buffers(pa.list_(pa.float64()), len(values),
+                                     [None, _offsets(map(len, values), np.int32)], children=[child])
     values = np.asarray(values)
     if values.dtype == object:  # a column some runs do not have (None): numbers or strings
         given = np.array([v is not None and v == v for v in values], bool)  # v == v: not NaN
         kinds = {type(v) for v, ok in zip(values, given) if ok}
-        if kinds <= {str}:
-            values, missing = np.where(given, values, "").astype(str), ~given
-        elif kinds <= {int, np.int64}:
-            values, missing = np.where(given, values, 0).astype(np.int64), ~given
-        elif kinds <= {int, float, np.int64, np.float64}:
-            values, missing = np.where(given, values, np.nan).astype(np.float64), ~given
-        else:
+        fill = "" if kinds <= {str} else 0 if kinds <= {int, np.int64} else np.nan \
+            if kinds <= {int, float, np.int64, np.float64} else None
+        if fill is None:
             return pa.array(values, from_pandas=True)
+        values, missing = np.where(given, values, fill), ~given
+        values = values.astype(str if isinstance(fill, str) else np.int64 if fill == 0 else np.float64)
     elif values.dtype.kind == "f":
         missing = np.isnan(values)
     else:
@@ -148,14 +144,20 @@ def _arrow(values):
     validity = pa.py_buffer(np.packbits(~missing, bitorder="little")) if missing.any() else None
     if values.dtype.kind == "U":
         encoded = [v.encode() for v in values.tolist()]
-        offsets = np.concatenate([[0], np.cumsum([len(e) for e in encoded])]).astype(np.int64)
         return pa.Array.from_buffers(pa.large_string(), len(encoded),
-                                     [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
+                                     [validity, _offsets(map(len, encoded), np.int64), pa.py_buffer(b"".join(encoded))])
     if values.dtype.kind == "b":
         return pa.Array.from_buffers(pa.bool_(), len(values),
                                      [validity, pa.py_buffer(np.packbits(values, bitorder="little"))])
     values = np.ascontiguousarray(values, dtype=np.float64 if values.dtype.kind == "f" else np.int64)
     return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values), [validity, pa.py_buffer(values)])
+
+
+def _offsets(sizes, dtype):
+    """An Arrow offsets buffer: 0 and the running sums of ``sizes``."""
+    import pyarrow as pa
+
+    return pa.py_buffer(np.concatenate([[0], np.cumsum(np.fromiter(sizes, np.int64))]).astype(dtype))
 
 
 def trace_to_frame(trace: dict, steps, runs: list[dict], chunk: str):

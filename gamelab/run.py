@@ -304,20 +304,13 @@ def driver_call(prep: Prepared) -> tuple:
     return fn, (prep.algo, *prep.args, np.int32(prep.steps), np.int32(prep.record_every)), _static(prep)
 
 
-def lower(prep: Prepared):
-    """The jitted driver lowered for ``prep``'s shapes and static choices: the program a
-    :func:`program` call compiles."""
-    fn, args, kwargs = driver_call(prep)
-    return fn.lower(*args, **kwargs)
-
-
 def program(prep: Prepared, *, compile: bool = True):
     """The driver's executable for ``prep``, which :func:`execute` takes as ``compiled``: held
     by this process, read from the store of compiled programs (:mod:`gamelab.executables`), or
     (``compile``) compiled now and kept there; None if not held and not ``compile``. Independent
     programs can compile at once, on several cores."""
     fn, args, kwargs = driver_call(prep)
-    return fn.compile(*args, **kwargs) if compile else fn.executable(*args, **kwargs)
+    return fn.find(args, kwargs, compile=compile)
 
 
 def program_key(prep: Prepared) -> tuple:

@@ -76,8 +76,9 @@ def _end(algo, recorder, game, aux, hp, carry, ref_logp, tau):
 
 # Jitted once per (algorithm, recorder, layout, segment length): a second run of the same
 # configuration in one process compiles nothing, and a later process reads them from the store
-# of compiled programs (gamelab.executables) without tracing them. The carry is donated: a segment's parameters and
-# optimizer state replace the previous ones in place instead of holding both on the device.
+# of compiled programs (gamelab.executables) without tracing them. The carry is donated: a
+# segment's parameters and optimizer state replace the previous ones in place instead of holding
+# both on the device.
 _start = Program(_begin, static_argnums=(0, 1))
 segment_jit = Program(advance_segment, static_argnums=(0, 1, 2), static_argnames=("intervals", "record_every"),
                       donate_argnames=("carry",))

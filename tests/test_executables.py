@@ -206,8 +206,12 @@ def test_a_constant_program_keeps_its_result(store, nonce):
     first = fn(4, nonce % 1000)
     (entry,) = store.rglob("*.result")
     loads = []
-    jax.monitoring.register_event_listener(lambda e, **k: loads.append(e) if e == executables.LOAD_EVENT else None)
-    again = fn(4, nonce % 1000)
+    listener = lambda e, **k: loads.append(e) if e == executables.LOAD_EVENT else None  # noqa: E731
+    jax.monitoring.register_event_listener(listener)
+    try:
+        again = fn(4, nonce % 1000)
+    finally:
+        jax.monitoring.unregister_event_listener(listener)
     assert loads and jax.tree.structure(again) == jax.tree.structure(first)
     for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(again)):
         assert a.dtype == b.dtype and not b.committed
@@ -224,9 +228,18 @@ def test_repeated_calls_with_the_same_objects_still_see_the_configuration(store,
     """The shortcut for a call with the same objects as the last one (no key built) is left when
     JAX's configuration or the store's setting changes."""
     fn = Program(_scaled, static_argnums=1)
-    x = np.arange(3.0)
-    first = fn(x, (2.0, nonce))[0]
-    assert fn(x, (2.0, nonce))[0] is not first  # run again (a new output), through the shortcut
+    x, how = np.arange(3.0), (2.0, nonce)
+    fn(x, how)
+    executables._MEMORY.clear()  # a call that built its key would now read the store back
+    loads = []
+    listener = lambda e, **k: loads.append(e) if e == executables.LOAD_EVENT else None  # noqa: E731
+    jax.monitoring.register_event_listener(listener)
+    try:
+        np.testing.assert_array_equal(fn(x, how)[0], 2.0 * x)
+    finally:
+        jax.monitoring.unregister_event_listener(listener)
+    assert loads == []  # the same objects: the last executable, no key, no read
+    np.testing.assert_array_equal(fn(x.copy(), how)[0], 2.0 * x)  # equal, not the same: the key is built
     held = fn.cache_size()
     with jax.default_matmul_precision("highest"):  # another context: another program
         fn(x, (2.0, nonce))

@@ -10,7 +10,6 @@ Convention: ``P[i, j] = Pr(i beats j)``.
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 

@@ -200,8 +200,7 @@ class TransformerPolicy(MeshSharded, Policy):
             raise ValueError(f"d_model ({d_model}) must be a multiple of heads ({heads})")
         self.vocab, self.length, self.prompts, self.dtype = int(vocab), int(length), int(prompts), jnp.dtype(dtype)
         self.n = self.vocab ** self.length
-        # drawn by one compiled program (read from the store of executables when warm) instead of
-        # one eager operation per weight, which costs a start-up of its own each
+        # one program, not one eager operation (a start-up of its own) per weight; kept on disk
         self.params0 = _draw_parameters(self.vocab, self.length, self.prompts, d_model, heads, layers, self.dtype, seed)
         self.config = dict(vocab=vocab, length=length, prompts=prompts, d_model=d_model, heads=heads, layers=layers,
                            seed=seed, dtype=str(self.dtype))
